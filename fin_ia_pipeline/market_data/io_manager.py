@@ -1,0 +1,43 @@
+"""IO manager for candle partitions, built on Dagster's ``UPathIOManager`` (so the root can be s3:// or gs://).
+
+Layout: ``<root>/ohlcv_candles/<BTCUSDT>/<1h>/<2024-01-05>.parquet`` — one file per symbol/timeframe/day, the same
+path ``CandleStoreResource.path`` gives. Writes are validated and atomic (``write_candles_parquet``).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+from upath import UPath
+
+from fin_ia_models.data.storage import candle_partition_relpath, read_candles_parquet, write_candles_parquet
+from fin_ia_pipeline.market_data.resources import CandleStoreResource
+
+
+class CandlePartitionIOManager(dg.UPathIOManager):
+    extension = ""  # the relative path already ends in .parquet
+
+    def __init__(self, base_path: UPath, timeframe: str):
+        super().__init__(base_path=base_path)
+        self.timeframe = timeframe
+
+    def get_path_for_partition(self, context, path: UPath, partition: str) -> UPath:
+        # Multi-partition keys arrive slash-joined in dimension-name order: "<date>/<symbol>", and the symbol itself
+        # may hold a slash (BTC/USDT). The date never does, so split once.
+        day, symbol = partition.split("/", 1)
+        return path / candle_partition_relpath(symbol, self.timeframe, day)
+
+    def dump_to_path(self, context: dg.OutputContext, obj: pd.DataFrame, path: UPath) -> None:
+        write_candles_parquet(obj, path)
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
+        return read_candles_parquet(path)
+
+
+class CandleIOManager(dg.ConfigurableIOManagerFactory):
+    """Stores ``ohlcv_candles`` partitions under the candle store's root."""
+
+    store: CandleStoreResource
+
+    def create_io_manager(self, context) -> CandlePartitionIOManager:
+        return CandlePartitionIOManager(UPath(self.store.root), self.store.timeframe)
