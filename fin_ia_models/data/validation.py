@@ -35,18 +35,30 @@ MAX_TIMESTAMP_MS = 4_102_444_800_000  # 2100-01-01
 class CandleValidationError(ValueError):
     """A candle frame broke a named rule; ``row`` is the positional index of the first offending row."""
 
-    def __init__(self, rule: str, message: str, row: int | None = None, timestamp: int | None = None, count: int = 1):
-        self.rule, self.row, self.timestamp, self.count = rule, row, timestamp, count
-        where = "" if row is None else f" at row {row}" + ("" if timestamp is None else f" (t={timestamp}, {_fmt(timestamp)})")
+    def __init__(
+        self,
+        rule: str,
+        message: str,
+        row: int | None = None,
+        timestamp: int | None = None,
+        count: int = 1,
+        location: str | None = None,
+    ):
+        self.rule, self.row, self.timestamp, self.count, self.detail = rule, row, timestamp, count, message
+        where = [] if location is None else [location]
+        if row is not None:
+            where.append(f"row {row}" + ("" if timestamp is None else f", t={timestamp} = {_fmt(timestamp)}"))
+        where_text = (" " + where[0] + (f" ({', '.join(where[1:])})" if len(where) > 1 else "")) if where else ""
+        if location is None and row is not None:
+            where_text = f" at {where[0]}"
         more = f" [{count} rows break this rule]" if count > 1 else ""
-        super().__init__(f"[{rule}]{where}: {message}{more}")
+        super().__init__(f"[{rule}]{where_text}: {message}{more}")
 
 
 def _fmt(ms: int) -> str:
-    try:
-        return format_ms(ms) + " UTC"
-    except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
-        return "not a valid time"
+    if not 0 <= ms < MAX_TIMESTAMP_MS:
+        return "not a valid ms time"
+    return format_ms(ms) + " UTC"
 
 
 @dataclass(frozen=True)

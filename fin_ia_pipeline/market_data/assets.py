@@ -8,6 +8,7 @@ import pandas as pd
 
 from fin_ia_models.data.refresh import refresh_day
 from fin_ia_models.data.schema import format_ms
+from fin_ia_models.data.sources.base import MarketDataError
 from fin_ia_pipeline.market_data.partitions import DATE_DIM, SYMBOL_DIM
 from fin_ia_pipeline.market_data.resources import CandleStoreResource, MarketSourceResource
 
@@ -40,7 +41,6 @@ def build_ohlcv_candles(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
         io_manager_key="candle_io_manager",
         kinds={"pandas", "parquet"},
         code_version="1",
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
         description=(
             "Closed OHLCV candles of one symbol for one UTC day, validated (OHLC bounds, grid, units) with gaps "
             "reported, never filled. Re-materializing fetches only candles after the last stored one."
@@ -55,7 +55,12 @@ def build_ohlcv_candles(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
         symbol, day = keys[SYMBOL_DIM], keys[DATE_DIM]
         source = market_source.get_source()
         stored = candle_store.read(symbol, day)
-        result = refresh_day(source, symbol, candle_store.timeframe, day, stored, now_ms=int(time.time() * 1000))
+        try:
+            result = refresh_day(source, symbol, candle_store.timeframe, day, stored, now_ms=int(time.time() * 1000))
+        except MarketDataError as err:
+            # The source already retried with backoff; a later attempt may find the exchange back. Bad data
+            # (CandleValidationError) is not retried: it fails at once, naming the row and the rule.
+            raise dg.RetryRequested(max_retries=2, seconds_to_wait=60) from err
         context.log.info(
             f"{symbol} {day} from {source.name}: {result.fetched} fetched since {format_ms(result.requested_from_ms)}, "
             f"{result.added} new; {result.report.summary()}"

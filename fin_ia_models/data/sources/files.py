@@ -40,8 +40,7 @@ class CandleFileError(CandleValidationError):
 
 
 def _file_error(path: Path, rule: str, message: str, line: int | None = None) -> CandleFileError:
-    where = f"{path}" + (f", line {line}" if line is not None else "")
-    return CandleFileError(rule, f"{where}: {message}")
+    return CandleFileError(rule, message, location=f"{path}" + (f", line {line}" if line is not None else ""))
 
 
 def parse_file_name(path: str | os.PathLike) -> tuple[str, str] | None:
@@ -136,8 +135,8 @@ def read_candle_file(path: str | os.PathLike, symbol: str | None = None, timefra
         validate_candles(frame, timeframe)
     except CandleValidationError as err:
         line = None if err.row is None else err.row + line_offset
-        raise CandleFileError(err.rule, f"{path}" + (f", line {line}" if line else "") + f": {err}",
-                              row=err.row, timestamp=err.timestamp, count=err.count) from None
+        raise CandleFileError(err.rule, err.detail, row=err.row, timestamp=err.timestamp, count=err.count,
+                              location=f"{path}" + (f", line {line}" if line else "")) from None
     return with_meta(frame.reset_index(drop=True), symbol, timeframe)
 
 

@@ -1,0 +1,38 @@
+# fin-ia — the front door. `make demo` and `make test` work on a fresh clone, offline but for the package index.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# A CPU build of torch goes in first: a plain torch requirement on a machine without torch would pull several GB of
+# CUDA wheels. On the development and CI machines this exact version is served from a local wheel. Override on
+# other machines, e.g. `make TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu" test`.
+TORCH_SPEC ?= torch==2.13.0
+export DAGSTER_HOME := $(CURDIR)/dagster_home
+
+.PHONY: install demo test ui bench clean-state
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/fin-ia demo
+
+test: install
+	$(BIN)/python -m pytest
+
+ui: install
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: install
+	$(BIN)/python -m benchmarks.run
+
+# Forget the embedded default state (Dagster runs, stored parquet); the code and dagster.yaml stay.
+clean-state:
+	find dagster_home -mindepth 1 ! -name dagster.yaml -exec rm -rf {} +
+	rm -rf .fin_ia

@@ -1,0 +1,67 @@
+"""``fin-ia`` command line: ``demo`` (materialize the graph offline) and ``validate`` (check candle files)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    os.environ.setdefault("DAGSTER_HOME", str(Path("dagster_home").resolve()))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    os.environ["FIN_IA_SOURCE"] = args.source
+    import dagster as dg
+
+    from fin_ia_pipeline.demo import DemoWindow, format_summary, run_demo
+    from fin_ia_pipeline.settings import PipelineSettings
+
+    settings = PipelineSettings.from_env()
+    window = DemoWindow(end=args.end, days=args.days)
+    with dg.DagsterInstance.get() as instance:
+        summary = run_demo(window, settings, instance)
+    print(format_summary(summary, settings, window))
+    return 1 if summary["failed_partitions"] else 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from fin_ia_models.data.sources.files import read_candle_file
+    from fin_ia_models.data.validation import CandleValidationError, validate_candles
+
+    status = 0
+    for path in args.files:
+        try:
+            frame = read_candle_file(path, timeframe=args.timeframe)
+        except (CandleValidationError, ValueError) as err:
+            print(f"FAIL {path}\n  {err}")
+            status = 1
+            continue
+        report = validate_candles(frame, frame.attrs["timeframe"])
+        print(f"ok   {path}\n  {report.summary()}")
+        for gap in report.gaps[: args.show_gaps]:
+            print(f"  gap {gap}")
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fin-ia", description="fin-ia research pipeline (research only; no trading).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="materialize the whole asset graph on the embedded defaults (offline)")
+    demo.add_argument("--days", type=int, default=30, help="daily partitions per symbol (default 30)")
+    demo.add_argument("--end", default="2024-12-31", help="last day of the window (default 2024-12-31)")
+    demo.add_argument("--source", default="synthetic", choices=["synthetic", "files", "binance"])
+    demo.set_defaults(func=_cmd_demo)
+    validate = sub.add_parser("validate", help="validate candle files and report gaps")
+    validate.add_argument("files", nargs="+")
+    validate.add_argument("--timeframe", default=None, help="override the timeframe read from the file name")
+    validate.add_argument("--show-gaps", type=int, default=10, help="list at most this many gaps per file")
+    validate.set_defaults(func=_cmd_validate)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
