@@ -30,6 +30,7 @@ ui: install
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: install
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.run
 
 # Forget the embedded default state (Dagster runs, stored parquet); the code and dagster.yaml stay.

@@ -55,3 +55,17 @@ def check_profile(profile: str) -> str:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: expected one of {', '.join(PROFILES)}")
     return profile
+
+
+def demo_time_split() -> TimeSplit:
+    """The ``demo`` profile's split: four months of candles, so ``make demo`` materializes ~250 partitions and trains
+    in minutes on a CPU. Same shape as the full split (train, val, test, embargo), just shorter."""
+    return TimeSplit(
+        train_start="2024-09-01", train_end="2024-10-31", val_start="2024-11-01", val_end="2024-11-30",
+        test_start="2024-12-01", test_end="2024-12-31", embargo_hours=24,
+    )
+
+
+def time_split_for(profile: str) -> TimeSplit:
+    """The time split every stage uses under ``profile`` (``full``: train ≤ 2023-12-31, test = 2024)."""
+    return demo_time_split() if check_profile(profile) == "demo" else TimeSplit()

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -13,16 +14,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("DAGSTER_HOME", str(Path("dagster_home").resolve()))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     os.environ["FIN_IA_SOURCE"] = args.source
+    os.environ.setdefault("FIN_IA_PROFILE", "demo")
     import dagster as dg
 
-    from fin_ia_pipeline.demo import DemoWindow, format_summary, run_demo
+    from fin_ia_pipeline.demo import format_summary, run_demo
     from fin_ia_pipeline.settings import PipelineSettings
 
     settings = PipelineSettings.from_env()
-    window = DemoWindow(end=args.end, days=args.days)
     with dg.DagsterInstance.get() as instance:
-        summary = run_demo(window, settings, instance)
-    print(format_summary(summary, settings, window))
+        summary = run_demo(settings, instance)
+    print(format_summary(summary, settings))
     return 1 if summary["failed_partitions"] else 0
 
 
@@ -49,8 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fin-ia", description="fin-ia research pipeline (research only; no trading).")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="materialize the whole asset graph on the embedded defaults (offline)")
-    demo.add_argument("--days", type=int, default=30, help="daily partitions per symbol (default 30)")
-    demo.add_argument("--end", default="2024-12-31", help="last day of the window (default 2024-12-31)")
     demo.add_argument("--source", default="synthetic", choices=["synthetic", "files", "binance"])
     demo.set_defaults(func=_cmd_demo)
     validate = sub.add_parser("validate", help="validate candle files and report gaps")
@@ -59,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("--show-gaps", type=int, default=10, help="list at most this many gaps per file")
     validate.set_defaults(func=_cmd_validate)
     args = parser.parse_args(argv)
+    # Dagster flags preview/beta APIs we chose deliberately (partitioned checks, multi→single mappings) on every load.
+    warnings.filterwarnings("ignore", message=".*(is currently in (preview|beta)|Definitions.resolve_job_def).*")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("alembic", "lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     return args.func(args)
 
 

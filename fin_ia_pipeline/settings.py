@@ -10,7 +10,9 @@
 | FIN_IA_START        | 2017-08-17               | first daily partition (first BTC/USDT candle on Binance spot) |
 | FIN_IA_HOME         | ./.fin_ia                | local state root: parquet storage (and later MLflow, checkpoints) |
 | FIN_IA_STORAGE      | $FIN_IA_HOME/storage     | asset storage root; any UPath URL (s3://bucket/x, gs://...) works |
-| FIN_IA_SEED         | 0                        | seed of the synthetic market |
+| FIN_IA_SEED         | 0                        | seed of the synthetic market and of every training run |
+| FIN_IA_PROFILE      | demo                     | compute profile: demo (CPU minutes) or full (H100 scale); picks sizes and the time split |
+| FIN_IA_QUANTIZER    | fsq                      | Strate I tokenizer design: fsq (v6, SymLog + FSQ) or vq (v1, spherical VQ-VAE) |
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fin_ia_models.config import TimeSplit, check_profile, time_split_for
 from fin_ia_models.data.schema import timeframe_ms
 
 SOURCES = ("synthetic", "files", "binance")
@@ -37,6 +40,9 @@ class PipelineSettings:
     home: str = ".fin_ia"
     storage_root: str = field(default="")
     seed: int = 0
+    profile: str = "demo"
+    quantizer: str = "fsq"
+    split: TimeSplit | None = None  # None: the profile's split (fin_ia_models.config.time_split_for)
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -45,6 +51,9 @@ class PipelineSettings:
         if not self.symbols or any(not s or "," in s or "|" in s for s in self.symbols):
             raise ValueError(f"FIN_IA_SYMBOLS must be a comma-separated list like BTC/USDT,ETH/USDT, got {self.symbols!r}")
         pd.Timestamp(self.start_date)  # raises on a malformed date
+        check_profile(self.profile)
+        if self.quantizer not in ("fsq", "vq"):
+            raise ValueError(f"FIN_IA_QUANTIZER must be fsq or vq, got {self.quantizer!r}")
         if not self.storage_root:
             object.__setattr__(self, "storage_root", str(Path(self.home) / "storage"))
 
@@ -62,4 +71,10 @@ class PipelineSettings:
             home=home,
             storage_root=env.get("FIN_IA_STORAGE", ""),
             seed=int(env.get("FIN_IA_SEED", "0")),
+            profile=env.get("FIN_IA_PROFILE", "demo"),
+            quantizer=env.get("FIN_IA_QUANTIZER", "fsq"),
         )
+
+    def time_split(self) -> TimeSplit:
+        """The one train/val/test split every stage uses."""
+        return self.split if self.split is not None else time_split_for(self.profile)

@@ -25,7 +25,7 @@ def settings_for(tmp_path, **kw) -> PipelineSettings:
 
 
 def run_partition(settings, symbol, day, instance, raise_on_error=True):
-    job = build_definitions(settings).get_job_def("refresh_candles")
+    job = build_definitions(settings).resolve_job_def("refresh_candles")
     return job.execute_in_process(
         partition_key=candle_partition_key(symbol, day), instance=instance, raise_on_error=raise_on_error
     )
@@ -49,7 +49,7 @@ def test_definitions_load_with_the_expected_shape(tmp_path):
     assert dims["symbol"].get_partition_keys() == ["BTC/USDT", "ETH/USDT"]
     assert isinstance(dims["date"], dg.DailyPartitionsDefinition)
     assert {c.name for c in graph.asset_check_keys} >= {"ohlc_consistent", "gaps_within_tolerance", "candles_fresh"}
-    assert defs.get_schedule_def("hourly_candle_refresh")
+    assert defs.resolve_schedule_def("hourly_candle_refresh")
 
 
 def test_materialize_with_synthetic_source(tmp_path):
@@ -116,7 +116,7 @@ def test_freshness_check_fails_when_stale_and_passes_after_refresh(tmp_path):
     fresh_job = dg.define_asset_job("fresh", selection=dg.AssetSelection.checks_for_assets("ohlcv_candles")
                                     - dg.AssetSelection.checks(*[k for k in defs.resolve_asset_graph().asset_check_keys
                                                                   if k.name != "candles_fresh"]))
-    check_job = dg.Definitions.merge(defs, dg.Definitions(jobs=[fresh_job])).get_job_def("fresh")
+    check_job = dg.Definitions.merge(defs, dg.Definitions(jobs=[fresh_job])).resolve_job_def("fresh")
     with dg.instance_for_test() as instance:
         stale = check_job.execute_in_process(instance=instance)
         assert checks_of(stale) == {"candles_fresh": False}
@@ -129,7 +129,7 @@ def test_freshness_check_fails_when_stale_and_passes_after_refresh(tmp_path):
 
 def test_hourly_schedule_requests_today_and_yesterday_after_midnight(tmp_path):
     defs = build_definitions(settings_for(tmp_path))
-    schedule = defs.get_schedule_def("hourly_candle_refresh")
+    schedule = defs.resolve_schedule_def("hourly_candle_refresh")
     with dg.instance_for_test() as instance:
         ctx = dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
                                         scheduled_execution_time=pd.Timestamp("2024-05-02 00:05", tz="UTC"))

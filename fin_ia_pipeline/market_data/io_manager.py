@@ -33,6 +33,25 @@ class CandlePartitionIOManager(dg.UPathIOManager):
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
         return read_candles_parquet(path)
 
+    def load_partitions(self, context: dg.InputContext):
+        """One partition → its frame. Several (a downstream stage reading a whole history) → ``{key: frame}`` of
+        those stored; with ``allow_missing_partitions`` the absent days (never materialized, or before a symbol
+        listed) are skipped with one summary line instead of one warning per day."""
+        paths = self._get_paths_for_partitions(context)
+        if len(paths) == 1:
+            (path,) = paths.values()
+            return self.load_from_path(context, path)
+        allow_missing = (context.definition_metadata or {}).get("allow_missing_partitions", False)
+        present = {key: path for key, path in paths.items() if path.exists()}
+        if len(present) < len(paths) and not allow_missing:
+            raise FileNotFoundError(
+                f"{len(paths) - len(present)} of {len(paths)} ohlcv_candles partitions are not stored "
+                f"(first missing: {next(k for k in paths if k not in present)}); materialize them first"
+            )
+        context.log.info(f"loading {len(present)} stored ohlcv_candles partitions "
+                         f"({len(paths) - len(present)} absent ones skipped)")
+        return {key: self.load_from_path(context, path) for key, path in present.items()}
+
 
 class CandleIOManager(dg.ConfigurableIOManagerFactory):
     """Stores ``ohlcv_candles`` partitions under the candle store's root."""

@@ -1,0 +1,73 @@
+"""Lightning wrapper of ``TokenizerModel``: one optimizer step per batch of patches, AdamW with cosine decay,
+per-epoch history (mean losses, dead codes revived) logged through python logging (logger ``fin_ia.tokenizer``)."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import lightning as L
+import torch
+
+from fin_ia_models.tokenizer.model import TokenizerModel
+
+log = logging.getLogger("fin_ia.tokenizer")
+
+
+class TokenizerLightning(L.LightningModule):
+    """Trains a ``TokenizerModel``; ``history`` holds one dict per finished epoch."""
+
+    def __init__(self, model: TokenizerModel, total_steps: int, compile_model: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.total_steps = max(1, total_steps)
+        self.history: list[dict[str, float]] = []
+        self._sums: dict[str, torch.Tensor] = {}
+        self._batches = 0
+        self._revived_at_start = 0
+        # compiled view shares the parameters; kept off the module tree so state_dict keys stay plain
+        object.__setattr__(self, "_forward", torch.compile(model) if compile_model else model)
+
+    def _revived_total(self) -> int:
+        counter = getattr(self.model.quantizer, "revived_total", None)
+        return int(counter) if counter is not None else 0  # FSQ has no codebook to revive
+
+    def on_train_epoch_start(self) -> None:
+        self._sums, self._batches = {}, 0
+        self._revived_at_start = self._revived_total()
+
+    def training_step(self, batch: tuple[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        (x,) = batch  # (B, L, C)
+        out = self._forward(x)
+        losses = self.model.loss(out)
+        for name, value in losses.items():
+            self._sums[name] = self._sums.get(name, 0.0) + value.detach().float()
+        self._batches += 1
+        return losses["loss"]
+
+    def on_train_epoch_end(self) -> None:
+        if self._batches == 0:
+            raise RuntimeError("training epoch ran no batch: fewer patches than needed for one batch?")
+        row = {name: float(total) / self._batches for name, total in self._sums.items()}
+        row["epoch"] = float(self.current_epoch)
+        row["revived"] = float(self._revived_total() - self._revived_at_start)
+        row["lr"] = float(self.trainer.optimizers[0].param_groups[0]["lr"])
+        self.history.append(row)
+        log.info(
+            "epoch %d: loss %.4f (huber %.4f, sdtw %.4f, commit %.4f), revived %d codes, lr %.2e",
+            int(row["epoch"]), row["loss"], row["huber"], row["sdtw"], row["commit"], int(row["revived"]), row["lr"],
+        )
+
+    def configure_optimizers(self):
+        config = self.model.config
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        warmup = min(100, self.total_steps // 10)
+
+        def schedule(step: int) -> float:  # linear warm-up, then cosine decay to 10 % of lr
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / max(1, self.total_steps - warmup))
+            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,155 @@
+"""The one training entry point of the tokenizer: plain arguments in (candles, config, seed, output dir), a
+``TrainResult`` out (metrics on held-out patches, per-epoch history, checkpoint path). Wiring only."""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from fin_ia_models.tokenizer.checkpoint import save_tokenizer
+from fin_ia_models.tokenizer.config import TokenizerConfig
+from fin_ia_models.tokenizer.features import Patches, step_ms, make_patches
+from fin_ia_models.tokenizer.lightning_module import TokenizerLightning
+from fin_ia_models.tokenizer.metrics import evaluate_patches
+from fin_ia_models.tokenizer.model import TokenizerModel
+from fin_ia_models.utils.device import choose_device
+from fin_ia_models.utils.seeding import seed_everything
+
+log = logging.getLogger("fin_ia.tokenizer")
+
+
+@dataclass
+class TrainResult:
+    """What ``train_tokenizer`` returns."""
+
+    checkpoint_path: Path  # the saved checkpoint (``checkpoint.load_tokenizer`` reads it back)
+    metrics: dict[str, float]  # held-out usage + reconstruction metrics, plus revived-code totals
+    history: list[dict[str, float]]  # one row per epoch: loss, huber, sdtw, commit, revived, lr
+    model: TokenizerModel  # the trained model, on CPU, in eval mode
+    config: TokenizerConfig
+    n_train_patches: int
+    n_eval_patches: int
+    wall_time_s: float
+    device: str  # where it trained (device name)
+
+
+def _frames(candles) -> list[pd.DataFrame]:
+    frames = list(candles.values()) if isinstance(candles, dict) else list(candles)
+    if not frames:
+        raise ValueError("train_tokenizer needs at least one candle frame")
+    return frames
+
+
+def split_patches(frames: list[pd.DataFrame], config: TokenizerConfig,
+                  eval_frames: list[pd.DataFrame] | None) -> tuple[Patches, Patches]:
+    """Training patches (stride ``train_stride``) and held-out patches (non-overlapping, stride ``patch_len``).
+
+    Without ``eval_frames`` the last ``val_fraction`` of each series (in time) is held out; held-out patches lie
+    entirely after the cut, training patches entirely before it.
+    """
+    c = config
+    train_parts, eval_parts = [], []
+    for series, frame in enumerate(frames):
+        if eval_frames is not None or len(frame) == 0:
+            train_parts.append(make_patches(frame, c.patch_len, c.train_stride, c.volume_window, c.return_scale,
+                                            series))
+            continue
+        if c.val_fraction <= 0:
+            raise ValueError("val_fraction is 0 and no eval_candles were given: nothing to measure on")
+        ts = frame["timestamp"].to_numpy(np.int64)
+        cut = int(ts[int(len(ts) * (1 - c.val_fraction))])
+        train_frame = frame[frame["timestamp"] < cut]
+        train_frame.attrs = dict(frame.attrs)
+        train_parts.append(make_patches(train_frame, c.patch_len, c.train_stride, c.volume_window, c.return_scale,
+                                        series))
+        held = make_patches(frame, c.patch_len, None, c.volume_window, c.return_scale, series)
+        first_candle = held.end_timestamp - (c.patch_len - 1) * step_ms(frame)
+        keep = first_candle >= cut
+        eval_parts.append(Patches(held.values[keep], held.end_timestamp[keep], held.series[keep]))
+    if eval_frames is not None:
+        eval_parts = [make_patches(f, c.patch_len, None, c.volume_window, c.return_scale, i)
+                      for i, f in enumerate(eval_frames)]
+    train, held_out = Patches.concat(train_parts), Patches.concat(eval_parts)
+    if len(train) == 0 or len(held_out) == 0:
+        raise ValueError(f"not enough valid patches: {len(train)} for training, {len(held_out)} held out")
+    return train, held_out
+
+
+@contextmanager
+def _quiet_lightning():
+    """Lightning announces devices at INFO level on every Trainer; keep our own logger the only voice."""
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        lightning_log.setLevel(level)
+
+
+def train_tokenizer(
+    candles: list[pd.DataFrame] | dict[str, pd.DataFrame],
+    config: TokenizerConfig,
+    seed: int,
+    output_dir: str | Path,
+    eval_candles: list[pd.DataFrame] | dict[str, pd.DataFrame] | None = None,
+    prefer_cuda: bool = True,
+    num_threads: int | None = None,
+    model: TokenizerModel | None = None,
+) -> TrainResult:
+    """Train a tokenizer on ``candles`` and write ``output_dir/tokenizer_<quantizer>.pt`` atomically.
+
+    ``eval_candles``: held-out frames for the metrics (else the last ``val_fraction`` of each series).
+    ``num_threads``: torch CPU threads during training (restored afterwards). ``model``: start from this model
+    instead of a fresh one (tests use it to plant dead codes); its config must equal ``config``.
+    """
+    started = time.perf_counter()
+    seed_everything(seed)
+    previous_threads = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        frames = _frames(candles)
+        eval_frames = _frames(eval_candles) if eval_candles is not None else None
+        train, held_out = split_patches(frames, config, eval_frames)
+        device = choose_device(prefer_cuda)
+        if model is None:
+            model = TokenizerModel(config)
+        elif model.config != config:
+            raise ValueError("the given model was built with a different config than the one passed")
+        loader = DataLoader(
+            TensorDataset(torch.from_numpy(train.values)), batch_size=config.batch_size, shuffle=True,
+            drop_last=len(train) >= 2 * config.batch_size, generator=torch.Generator().manual_seed(seed),
+        )
+        steps_per_epoch = len(loader) if config.max_steps_per_epoch is None else min(len(loader),
+                                                                                       config.max_steps_per_epoch)
+        module = TokenizerLightning(model, steps_per_epoch * config.epochs,
+                                    compile_model=config.compile and device.accelerator == "cuda")
+        with _quiet_lightning():
+            trainer = L.Trainer(
+                accelerator=device.accelerator, devices=1, precision=device.precision, max_epochs=config.epochs,
+                limit_train_batches=steps_per_epoch, deterministic=True if device.accelerator == "cpu" else "warn",
+                gradient_clip_val=1.0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                enable_model_summary=False, num_sanity_val_steps=0,
+            )
+            log.info("training %s tokenizer on %d patches (%d held out) on %s", config.quantizer, len(train),
+                     len(held_out), device.device_name)
+            trainer.fit(module, train_dataloaders=loader)
+        metrics = evaluate_patches(model, held_out.values)
+        metrics["revived_total"] = float(sum(row["revived"] for row in module.history))
+        model = model.cpu().eval()
+        path = save_tokenizer(model, Path(output_dir) / f"tokenizer_{config.quantizer}.pt",
+                              extra={"seed": seed, "metrics": metrics, "history": module.history})
+    finally:
+        torch.set_num_threads(previous_threads)
+    return TrainResult(path, metrics, module.history, model, config, len(train), len(held_out),
+                       time.perf_counter() - started, device.device_name)

@@ -1,0 +1,1 @@
+"""Strate II: Mamba-2 (SSD) blocks with an exo-clock and the Fin-JEPA world model (pure PyTorch + Lightning)."""

@@ -1,0 +1,63 @@
+"""Lightning wrapper of Fin-JEPA: AdamW with warmup + cosine decay, EMA target update on the I-JEPA momentum
+schedule after every optimizer step, deterministic masks (seeded per step), progress on logger "fin_ia.world_model".
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import lightning as L
+import torch
+
+from fin_ia_models.world_model.collapse import collapse_stats
+from fin_ia_models.world_model.config import JEPAConfig
+from fin_ia_models.world_model.jepa import FinJEPA, ema_momentum
+from fin_ia_models.world_model.masking import sample_block_mask
+
+log = logging.getLogger("fin_ia.world_model")
+
+
+class JEPALightning(L.LightningModule):
+    def __init__(self, config: JEPAConfig, seed: int, log_every: int = 50) -> None:
+        super().__init__()
+        self.config = config
+        self.model = FinJEPA(config)
+        self.seed = seed
+        self.log_every = log_every
+        self.history: list[dict[str, float]] = []  # per step: loss terms, momentum, collapse stats every log_every
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        tokens = batch["tokens"]  # (b, l)
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.global_step)
+        mask = sample_block_mask(tokens.shape[0], tokens.shape[1], self.config.masking, gen).to(tokens.device)
+        out = self.model.loss(tokens, mask, batch.get("latents"), batch.get("exo"))
+        row = {k: float(v.detach()) for k, v in out.items() if k != "ctx_embeddings"}
+        row["step"] = float(self.global_step)
+        if self.global_step % self.log_every == 0 or self.global_step == self.config.max_steps - 1:
+            row.update({f"collapse_{k}": v for k, v in collapse_stats(out["ctx_embeddings"]).as_dict().items()})
+            log.info("step %d loss %.4f jepa %.4f eff_rank %.1f std_min %.3f", self.global_step, row["loss"],
+                     row["jepa"], row["collapse_effective_rank"], row["collapse_std_min"])
+        self.history.append(row)
+        return out["loss"]
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        m = ema_momentum(self.global_step, self.config.max_steps, self.config.ema_start, self.config.ema_end)
+        self.model.ema_update(m)
+        if self.history:
+            self.history[-1]["ema_momentum"] = m
+
+    def configure_optimizers(self):
+        cfg = self.config
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        warmup = max(1, cfg.max_steps // 20)
+
+        def schedule(step: int) -> float:  # linear warmup then cosine to 10 % of the peak
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / max(1, cfg.max_steps - warmup))
+            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,52 @@
+"""GPU work is declared here and nowhere else.
+
+``gpu_asset_kwargs()`` gives a GPU-worthy asset its Dagster ``pool`` (``gpu``: the instance limits it to the GPUs
+present, see dagster_home/dagster.yaml), ``kinds`` and the ``dagster-k8s/config`` op tag that the
+``k8s_job_executor`` turns into a pod on the H100 node pool: a ``nvidia.com/gpu`` limit, CPU/memory requests and
+limits, a node selector and a toleration for the GPU taint. CPU assets use none of it. Training code picks CUDA when
+it is there (``fin_ia_models.utils.device``) and falls back to CPU, so the same asset runs on a laptop.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+GPU_POOL = "gpu"
+
+
+@dataclass(frozen=True)
+class GpuPodSpec:
+    """What a GPU step's pod asks Kubernetes for. Defaults fit one H100 80GB on GKE; override by environment."""
+
+    gpus: int = 1  # whole GPUs per step; training uses one device per pod
+    cpu: str = "8"  # request = limit: data loading and Lightning workers
+    memory: str = "64Gi"  # request = limit: candles + replay of token sequences fit easily
+    node_selector_key: str = "cloud.google.com/gke-accelerator"  # GKE's accelerator label
+    node_selector_value: str = "nvidia-h100-80gb"  # the H100 node pool
+
+    @classmethod
+    def from_env(cls) -> "GpuPodSpec":
+        return cls(
+            gpus=int(os.environ.get("FIN_IA_GPU_COUNT", "1")),
+            cpu=os.environ.get("FIN_IA_GPU_POD_CPU", "8"),
+            memory=os.environ.get("FIN_IA_GPU_POD_MEMORY", "64Gi"),
+            node_selector_key=os.environ.get("FIN_IA_GPU_NODE_LABEL", "cloud.google.com/gke-accelerator"),
+            node_selector_value=os.environ.get("FIN_IA_GPU_NODE_VALUE", "nvidia-h100-80gb"),
+        )
+
+    def k8s_config(self) -> dict:
+        resources = {"cpu": self.cpu, "memory": self.memory, "nvidia.com/gpu": str(self.gpus)}
+        return {
+            "container_config": {"resources": {"requests": dict(resources), "limits": dict(resources)}},
+            "pod_spec_config": {
+                "node_selector": {self.node_selector_key: self.node_selector_value},
+                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            },
+        }
+
+
+def gpu_asset_kwargs(spec: GpuPodSpec | None = None) -> dict:
+    """Keyword arguments for ``@dg.asset`` that mark it as GPU work."""
+    spec = spec or GpuPodSpec.from_env()
+    return {"pool": GPU_POOL, "kinds": {"pytorch"}, "op_tags": {"dagster-k8s/config": spec.k8s_config()}}

@@ -1,0 +1,1 @@
+"""IO managers shared by the learned stages (frames as parquet, model checkpoints)."""

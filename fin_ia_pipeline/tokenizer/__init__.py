@@ -1,0 +1,1 @@
+"""Strate I: ``tokenizer_model`` and ``token_sequences`` (group ``tokenizer``)."""
