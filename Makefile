@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 
-.PHONY: install demo test ui bench clean-state
+.PHONY: install demo test ui mlflow bench clean-state
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: install
 
 ui: install
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# MLflow UI on the same store the pipeline writes (runs, registered models, lineage tags).
+mlflow: install
+	mkdir -p .fin_ia/mlflow
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.fin_ia/mlflow/mlflow.db -h 127.0.0.1 -p 5000
 
 bench: install
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'

@@ -1,4 +1,5 @@
-"""``fin-ia`` command line: ``demo`` (materialize the graph offline) and ``validate`` (check candle files)."""
+"""``fin-ia`` command line: ``demo`` (materialize the graph offline), ``validate`` (check candle files) and
+``lineage`` (a registered model's chain down to the candles)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,20 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
+def _cmd_lineage(args: argparse.Namespace) -> int:
+    from fin_ia_models.tracking.lineage import LineageError, format_lineage, lineage_json, resolve_lineage
+    from fin_ia_pipeline.settings import PipelineSettings
+
+    uri = args.tracking_uri or PipelineSettings.from_env().mlflow_tracking_uri
+    try:
+        node = resolve_lineage(uri, args.model)
+    except LineageError as err:
+        print(f"fin-ia lineage: {err}", file=sys.stderr)
+        return 2
+    print(lineage_json(node) if args.json else format_lineage(node))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fin-ia", description="fin-ia research pipeline (research only; no trading).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("--timeframe", default=None, help="override the timeframe read from the file name")
     validate.add_argument("--show-gaps", type=int, default=10, help="list at most this many gaps per file")
     validate.set_defaults(func=_cmd_validate)
+    lineage = sub.add_parser("lineage", help="print a registered model's lineage down to the candle partitions")
+    lineage.add_argument("model", help="NAME, NAME@ALIAS or NAME/VERSION, e.g. fin-ia-jepa@champion")
+    lineage.add_argument("--json", action="store_true", help="machine-readable output")
+    lineage.add_argument("--tracking-uri", default=None, help="default: MLFLOW_TRACKING_URI or the local store")
+    lineage.set_defaults(func=_cmd_lineage)
     args = parser.parse_args(argv)
     # Dagster flags preview/beta APIs we chose deliberately (partitioned checks, multi→single mappings) on every load.
     warnings.filterwarnings("ignore", message=".*(is currently in (preview|beta)|Definitions.resolve_job_def).*")

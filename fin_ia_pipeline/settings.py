@@ -13,6 +13,9 @@
 | FIN_IA_SEED         | 0                        | seed of the synthetic market and of every training run |
 | FIN_IA_PROFILE      | demo                     | compute profile: demo (CPU minutes) or full (H100 scale); picks sizes and the time split |
 | FIN_IA_QUANTIZER    | fsq                      | Strate I tokenizer design: fsq (v6, SymLog + FSQ) or vq (v1, spherical VQ-VAE) |
+| MLFLOW_TRACKING_URI | sqlite:///$FIN_IA_HOME/mlflow/mlflow.db | MLflow tracking store (a server URL on a cluster) |
+| FIN_IA_MLFLOW_UI    | http://127.0.0.1:5000    | MLflow UI base URL used in run links |
+| FIN_IA_EXECUTOR     | multiprocess             | multiprocess (one machine) or k8s (dagster-k8s k8s_job_executor: a pod per step) |
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ class PipelineSettings:
     profile: str = "demo"
     quantizer: str = "fsq"
     split: TimeSplit | None = None  # None: the profile's split (fin_ia_models.config.time_split_for)
+    mlflow_tracking_uri: str = ""  # "" = sqlite store under home
+    mlflow_ui_url: str = "http://127.0.0.1:5000"
+    executor: str = "multiprocess"  # or "k8s"
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -52,10 +58,15 @@ class PipelineSettings:
             raise ValueError(f"FIN_IA_SYMBOLS must be a comma-separated list like BTC/USDT,ETH/USDT, got {self.symbols!r}")
         pd.Timestamp(self.start_date)  # raises on a malformed date
         check_profile(self.profile)
+        if self.executor not in ("multiprocess", "k8s"):
+            raise ValueError(f"FIN_IA_EXECUTOR must be multiprocess or k8s, got {self.executor!r}")
         if self.quantizer not in ("fsq", "vq"):
             raise ValueError(f"FIN_IA_QUANTIZER must be fsq or vq, got {self.quantizer!r}")
         if not self.storage_root:
             object.__setattr__(self, "storage_root", str(Path(self.home) / "storage"))
+        if not self.mlflow_tracking_uri:
+            db = (Path(self.home) / "mlflow" / "mlflow.db").resolve()
+            object.__setattr__(self, "mlflow_tracking_uri", f"sqlite:///{db}")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "PipelineSettings":
@@ -73,7 +84,17 @@ class PipelineSettings:
             seed=int(env.get("FIN_IA_SEED", "0")),
             profile=env.get("FIN_IA_PROFILE", "demo"),
             quantizer=env.get("FIN_IA_QUANTIZER", "fsq"),
+            mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI", ""),
+            mlflow_ui_url=env.get("FIN_IA_MLFLOW_UI", "http://127.0.0.1:5000"),
+            executor=env.get("FIN_IA_EXECUTOR", "multiprocess"),
         )
+
+    @property
+    def mlflow_artifact_root(self) -> str | None:
+        """Local artifact directory for the embedded sqlite store; a tracking server chooses its own."""
+        if self.mlflow_tracking_uri.startswith("sqlite:"):
+            return (Path(self.home) / "mlflow" / "artifacts").resolve().as_uri()
+        return None
 
     def time_split(self) -> TimeSplit:
         """The one train/val/test split every stage uses."""

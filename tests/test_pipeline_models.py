@@ -13,12 +13,15 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from fin_ia_models.config import TimeSplit
 from fin_ia_models.data.refresh import day_bounds_ms
 from fin_ia_models.data.sources.synthetic import SyntheticMarket, SyntheticMarketConfig
 from fin_ia_models.data.storage import write_candles_parquet
+from fin_ia_models.tracking.lineage import resolve_lineage
 from fin_ia_pipeline.definitions import build_definitions
+from fin_ia_pipeline.tokenizer.candles import series_by_symbol
 from fin_ia_pipeline.market_data.resources import CandleStoreResource
 from fin_ia_pipeline.settings import PipelineSettings
 
@@ -118,29 +121,6 @@ def test_jepa_embeddings_align_with_tokens(pipeline):
     assert emb.filter(like="emb_").shape[1] == 64 and np.isfinite(emb.filter(like="emb_").to_numpy()).all()
 
 
-def test_embeddings_are_causal_through_the_assets(pipeline):
-    """Rewrite every candle after a cut time with a different market, re-materialize the derived assets with the same
-    models: tokens and embeddings ending at or before the cut are unchanged, later ones change."""
-    settings, defs, instance, results, mat = pipeline
-    before_tok = load(defs, instance, "token_sequences", "BTC/USDT")
-    before_emb = load(defs, instance, "jepa_embeddings", "BTC/USDT")
-    days = window_days()
-    cut_day = days[len(days) // 2]
-    store_candles(settings, SyntheticMarket(SyntheticMarketConfig(seed=99)), [d for d in days if d >= cut_day])
-    mat("token_sequences", "BTC/USDT")
-    mat("jepa_embeddings", "BTC/USDT")
-    after_tok = load(defs, instance, "token_sequences", "BTC/USDT")
-    after_emb = load(defs, instance, "jepa_embeddings", "BTC/USDT")
-    cut = day_bounds_ms(cut_day)[0]  # candles opening at/after the cut changed
-    for before, after in ((before_tok, after_tok), (before_emb, after_emb)):
-        b, a = before.set_index("end_timestamp"), after.set_index("end_timestamp")
-        past = b.index[b.index < cut]
-        future = b.index[(b.index >= cut) & b.index.isin(a.index)]
-        assert len(past) > 10 and len(future) > 10
-        pd.testing.assert_frame_equal(a.loc[past], b.loc[past])  # bit-identical history
-        assert not np.allclose(a.loc[future].to_numpy(np.float64), b.loc[future].to_numpy(np.float64))
-
-
 def test_gpu_assets_are_tagged_and_cpu_assets_are_not(pipeline):
     settings, defs, instance, results, _ = pipeline
     graph = defs.resolve_asset_graph()
@@ -164,3 +144,110 @@ def test_tokenizer_refuses_when_windows_are_empty(tmp_path):
         with pytest.raises(Exception, match="Materialize those ohlcv_candles partitions first"):
             dg.materialize(list(defs.assets), selection=["tokenizer_model"], resources=defs.resources,
                            instance=instance, run_config=TOKENIZER_RUN)
+
+
+def test_each_training_asset_logged_one_run_and_one_version(pipeline):
+    from mlflow import MlflowClient
+
+    settings, defs, instance, results, _ = pipeline
+    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+    for asset, name in (("tokenizer_model", "fin-ia-tokenizer"), ("jepa_encoder", "fin-ia-jepa")):
+        m = meta(results[(asset, None)], asset)
+        versions = client.search_model_versions(f"name='{name}'")
+        runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
+        assert len(runs) >= 1 and m["mlflow_run_id"] in {r.info.run_id for r in runs}
+        version = client.get_model_version(name, m["mlflow_model_version"])
+        assert version.run_id == m["mlflow_run_id"] and len(versions) >= 1
+        run = client.get_run(m["mlflow_run_id"])
+        assert run.data.tags["fin_ia.dagster.asset_key"] == asset
+        assert run.data.tags["fin_ia.dagster.run_id"] == results[(asset, None)].run_id
+        assert run.data.tags["fin_ia.device"] == "cpu" and run.data.tags["fin_ia.torch_version"]
+        assert m["mlflow_run_url"].startswith("http://127.0.0.1:5000/#/experiments/")
+
+
+def test_jepa_lineage_resolves_to_the_tokenizer_it_used_and_the_candles(pipeline, capsys):
+    from fin_ia_models.tracking.datasets import frames_digest
+    from fin_ia_pipeline.cli import main
+
+    settings, defs, instance, results, _ = pipeline
+    tok = meta(results[("tokenizer_model", None)], "tokenizer_model")
+    jepa = meta(results[("jepa_encoder", None)], "jepa_encoder")
+    seq = meta(results[("token_sequences", "BTC/USDT")], "token_sequences")
+    assert seq["tokenizer_model_version"] == tok["mlflow_model_version"]
+    node = resolve_lineage(settings.mlflow_tracking_uri, f"fin-ia-jepa/{jepa['mlflow_model_version']}")
+    assert [(u.name, u.version, u.run_id) for u in node.upstream] == [
+        ("fin-ia-tokenizer", tok["mlflow_model_version"], tok["mlflow_run_id"])]
+    tok_node = node.upstream[0]
+    train_candles = next(d for d in tok_node.datasets if d.context == "training")
+    assert train_candles.tags["symbols"] == "BTC/USDT,ETH/USDT" and train_candles.tags["timeframe"] == "1h"
+    # the digest is recomputable from the stored candles of the training window
+    store = CandleStoreResource(root=settings.storage_root, timeframe="1h")
+    parts = {f"{day}|{symbol}": store.read(symbol, day) for symbol in SYMBOLS for day in window_days()}
+    start, _ = SPLIT.range_ms("train")
+    _, end = SPLIT.range_ms("val")
+    assert train_candles.digest == frames_digest(series_by_symbol(parts, start, end))
+    assert main(["lineage", f"fin-ia-jepa/{jepa['mlflow_model_version']}",
+                 "--tracking-uri", settings.mlflow_tracking_uri]) == 0
+    out = capsys.readouterr().out
+    assert f"fin-ia-jepa v{jepa['mlflow_model_version']}" in out and f"fin-ia-tokenizer v{tok['mlflow_model_version']}" in out
+    assert "ohlcv_candles: BTC/USDT,ETH/USDT 1h 2024-01-01 00:00" in out
+    assert main(["lineage", "fin-ia-nothing", "--tracking-uri", settings.mlflow_tracking_uri]) == 2
+
+
+def test_rematerializing_adds_a_version_with_identical_weights_and_digests(pipeline):
+    from mlflow import MlflowClient
+
+    from fin_ia_models.tracking.runs import load_registered_model
+
+    settings, defs, instance, results, mat = pipeline
+    first = meta(results[("tokenizer_model", None)], "tokenizer_model")
+    second = meta(mat("tokenizer_model", run_config=TOKENIZER_RUN), "tokenizer_model")
+    assert int(second["mlflow_model_version"]) > int(first["mlflow_model_version"])
+    old = load_registered_model(settings.mlflow_tracking_uri, first["mlflow_model_uri"])
+    new = load_registered_model(settings.mlflow_tracking_uri, second["mlflow_model_uri"])
+    for key, value in old.state_dict().items():
+        assert torch.equal(value, new.state_dict()[key]), key  # same seed + same candles → same weights on CPU
+    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+    digests = [{t.key: t.value for t in di.tags}["digest_sha256"]
+               for run_id in (first["mlflow_run_id"], second["mlflow_run_id"])
+               for di in client.get_run(run_id).inputs.dataset_inputs]
+    assert digests[:2] == digests[2:]
+
+
+def test_champion_gate_promotes_the_first_version(pipeline):
+    from mlflow import MlflowClient
+
+    settings, defs, instance, results, _ = pipeline
+    job = dg.define_asset_job("gate", selection=dg.AssetSelection.checks(
+        dg.AssetCheckKey(dg.AssetKey("jepa_encoder"), "champion_gate")))
+    result = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("gate").execute_in_process(
+        instance=instance)
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.passed and evaluation.metadata["reason"].value == "no champion yet"
+    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+    jepa = meta(results[("jepa_encoder", None)], "jepa_encoder")
+    assert str(client.get_model_version_by_alias("fin-ia-jepa", "champion").version) == jepa["mlflow_model_version"]
+
+
+# Last: it rewrites stored candles, which the lineage and reproducibility tests above must not see.
+def test_embeddings_are_causal_through_the_assets(pipeline):
+    """Rewrite every candle after a cut time with a different market, re-materialize the derived assets with the same
+    models: tokens and embeddings ending at or before the cut are unchanged, later ones change."""
+    settings, defs, instance, results, mat = pipeline
+    before_tok = load(defs, instance, "token_sequences", "BTC/USDT")
+    before_emb = load(defs, instance, "jepa_embeddings", "BTC/USDT")
+    days = window_days()
+    cut_day = days[len(days) // 2]
+    store_candles(settings, SyntheticMarket(SyntheticMarketConfig(seed=99)), [d for d in days if d >= cut_day])
+    mat("token_sequences", "BTC/USDT")
+    mat("jepa_embeddings", "BTC/USDT")
+    after_tok = load(defs, instance, "token_sequences", "BTC/USDT")
+    after_emb = load(defs, instance, "jepa_embeddings", "BTC/USDT")
+    cut = day_bounds_ms(cut_day)[0]  # candles opening at/after the cut changed
+    for before, after in ((before_tok, after_tok), (before_emb, after_emb)):
+        b, a = before.set_index("end_timestamp"), after.set_index("end_timestamp")
+        past = b.index[b.index < cut]
+        future = b.index[(b.index >= cut) & b.index.isin(a.index)]
+        assert len(past) > 10 and len(future) > 10
+        pd.testing.assert_frame_equal(a.loc[past], b.loc[past])  # bit-identical history
+        assert not np.allclose(a.loc[future].to_numpy(np.float64), b.loc[future].to_numpy(np.float64))

@@ -5,18 +5,23 @@ import tempfile
 import dagster as dg
 import numpy as np
 import pandas as pd
+import torch
 
 from fin_ia_models.config import time_split_for
 from fin_ia_models.data.schema import format_ms
 from fin_ia_models.evaluation.plots import code_usage_png, loss_curve_png, markdown_image
 from fin_ia_models.tokenizer.config import profile_config
 from fin_ia_models.tokenizer.encode import encode_candles
+from fin_ia_models.tokenizer.features import make_patches
+from fin_ia_models.tracking.datasets import dataset_ref
+from fin_ia_models.tracking.runs import flatten
 from fin_ia_models.tokenizer.metrics import code_usage
 from fin_ia_models.tokenizer.model import TokenizerModel
 from fin_ia_models.tokenizer.train import train_tokenizer
 from fin_ia_pipeline.compute import gpu_asset_kwargs
 from fin_ia_pipeline.settings import PipelineSettings
 from fin_ia_pipeline.tokenizer.candles import series_by_symbol
+from fin_ia_pipeline.tracking.resource import MlflowResource, model_metadata
 
 TOKENIZER = "tokenizer"
 
@@ -47,7 +52,7 @@ def build_tokenizer_assets(settings: PipelineSettings,
         **gpu_asset_kwargs(),
     )
     def tokenizer_model(
-        context: dg.AssetExecutionContext, config: TokenizerModelConfig, ohlcv_candles: dict
+        context: dg.AssetExecutionContext, config: TokenizerModelConfig, mlflow: MlflowResource, ohlcv_candles: dict
     ) -> dg.Output[TokenizerModel]:
         profile = config.profile or settings.profile
         quantizer = config.quantizer or settings.quantizer
@@ -76,6 +81,19 @@ def build_tokenizer_assets(settings: PipelineSettings,
         for row in result.history:
             context.log.info(f"epoch {row.get('epoch', '?')}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items()
                                                                              if isinstance(v, float)))
+        source = str(settings.storage_root) + "/ohlcv_candles"
+        example = make_patches(next(iter(test.values())), tok_config.patch_len, None, tok_config.volume_window,
+                               tok_config.return_scale).values[:4]  # (4, L, C)
+        with torch.no_grad():
+            example_tokens = result.model.encode(torch.as_tensor(example))[0].numpy()
+        logged = mlflow.log_model(
+            context, experiment="fin-ia-tokenizer", model_name="fin-ia-tokenizer", model=result.model,
+            params={**flatten(tok_config), "seed": str(seed), "profile": profile, **flatten(split, "split.")},
+            history=result.history, final_metrics={k: v for k, v in m.items() if isinstance(v, (int, float))},
+            datasets=[dataset_ref("ohlcv_candles", train, "timestamp", settings.timeframe, source, "training"),
+                      dataset_ref("ohlcv_candles", test, "timestamp", settings.timeframe, source, "evaluation")],
+            upstream=[], input_example=example, output_example=example_tokens,
+        )
         usage_png = code_usage_png(counts, f"{quantizer} codebook usage on the test window")
         loss_png = loss_curve_png(result.history, ["loss", "huber", "sdtw", "commit"], f"{quantizer} training loss")
         metadata = {
@@ -96,6 +114,7 @@ def build_tokenizer_assets(settings: PipelineSettings,
             "wall_time_s": dg.MetadataValue.float(round(result.wall_time_s, 1)),
             "codebook_usage": dg.MetadataValue.md(markdown_image(usage_png, "codebook usage")),
             "loss_curve": dg.MetadataValue.md(markdown_image(loss_png, "loss curve")),
+            **model_metadata(logged),
         }
         return dg.Output(result.model, metadata=metadata)
 
@@ -136,6 +155,9 @@ def build_tokenizer_assets(settings: PipelineSettings,
             "codes_used": usage.get("codes_used", 0),
             "perplexity": dg.MetadataValue.float(float(usage.get("perplexity", 0.0))),
             "latent_dim": tokenizer_model.config.latent_dim,
+            "tokenizer_model_name": tokenizer_model.fin_ia_lineage.name,
+            "tokenizer_model_version": tokenizer_model.fin_ia_lineage.version,
+            "tokenizer_run_id": tokenizer_model.fin_ia_lineage.run_id,
         }
         return dg.Output(tokens, metadata=metadata)
 

@@ -5,6 +5,7 @@ import tempfile
 import dagster as dg
 import numpy as np
 import pandas as pd
+import torch
 
 from fin_ia_models.config import time_split_for
 from fin_ia_models.data.schema import format_ms
@@ -13,12 +14,15 @@ from fin_ia_models.tokenizer.model import TokenizerModel
 from fin_ia_models.world_model.config import ExoClockConfig, jepa_profile
 from fin_ia_models.world_model.embed import embed_sequence
 from fin_ia_models.world_model.jepa import FinJEPA
-from fin_ia_models.world_model.probes import evaluate_probes, probe_targets, raw_features
+from fin_ia_models.world_model.report import probe_scores
 from fin_ia_models.world_model.sequences import latent_columns
 from fin_ia_models.world_model.train import train_jepa
+from fin_ia_models.tracking.datasets import dataset_ref
+from fin_ia_models.tracking.runs import flatten
 from fin_ia_pipeline.compute import gpu_asset_kwargs
 from fin_ia_pipeline.settings import PipelineSettings
 from fin_ia_pipeline.tokenizer.candles import series_by_symbol
+from fin_ia_pipeline.tracking.resource import MlflowResource, model_metadata
 from fin_ia_pipeline.world_model.inputs import exo_by_symbol, in_window, tokens_by_symbol
 
 WORLD_MODEL = "world_model"
@@ -36,30 +40,15 @@ class JepaEncoderConfig(dg.Config):
     seq_len: int | None = None  # override the profile's training window length in tokens (short histories)
 
 
-def probe_report(model: FinJEPA, tokens: dict, exo: dict | None, candles: dict, split) -> dict[str, float]:
-    """Linear probes (next-24 h realized vol R², return sign accuracy/AUC): fit on the train window, score on the
-    test window, on frozen JEPA embeddings and on raw features (last 24 returns + volumes) of the same tokens."""
-    train_start, _ = split.range_ms("train")
-    _, train_end = split.range_ms("val")
-    test_start, test_end = split.range_ms("test")
-    parts = {"jepa": ([], [], [], []), "raw": ([], [], [], [])}
-    for symbol, frame in tokens.items():
-        emb = embed_sequence(model, frame, None if exo is None else exo[symbol])  # causal over the whole series
-        series = candles[symbol]
-        targets = probe_targets(series, emb["end_timestamp"].to_numpy(), series.attrs["timeframe"])
-        x_jepa = emb.filter(like="emb_").to_numpy(np.float64)
-        x_raw = raw_features(series, emb["end_timestamp"].to_numpy())
-        ts = emb["end_timestamp"].to_numpy()
-        for name, x in (("jepa", x_jepa), ("raw", x_raw)):
-            for i, (lo, hi) in enumerate(((train_start, train_end), (test_start, test_end))):
-                rows = (ts >= lo) & (ts < hi)
-                parts[name][2 * i].append(x[rows])
-                parts[name][2 * i + 1].append(targets[rows])
-    scores = {}
-    for name, (xtr, ytr, xte, yte) in parts.items():
-        result = evaluate_probes(np.concatenate(xtr), pd.concat(ytr), np.concatenate(xte), pd.concat(yte))
-        scores.update({f"{name}_{k}": v for k, v in result.items()})
-    return scores
+def _extras(frame: pd.DataFrame, exo: pd.DataFrame | None, config, length: int) -> tuple:
+    """(latents, exo) tensors of the first ``length`` rows of ``frame``, as the context encoder takes them."""
+    latents = None
+    if config.n_latent:
+        latents = torch.as_tensor(frame.filter(like="latent_").to_numpy(np.float32)[None, :length])
+    exo_t = None
+    if exo is not None:
+        exo_t = torch.as_tensor(exo[["exo_vol", "exo_volume"]].to_numpy(np.float32)[None, :length])
+    return latents, exo_t
 
 
 def build_world_model_assets(settings: PipelineSettings,
@@ -80,7 +69,7 @@ def build_world_model_assets(settings: PipelineSettings,
         **gpu_asset_kwargs(),
     )
     def jepa_encoder(
-        context: dg.AssetExecutionContext, config: JepaEncoderConfig, token_sequences: dict,
+        context: dg.AssetExecutionContext, config: JepaEncoderConfig, mlflow: MlflowResource, token_sequences: dict,
         tokenizer_model: TokenizerModel, ohlcv_candles: dict,
     ) -> dg.Output[FinJEPA]:
         profile = config.profile or settings.profile
@@ -106,8 +95,37 @@ def build_world_model_assets(settings: PipelineSettings,
                          + ", ".join(f"{s}: {len(f)} tokens" for s, f in train_tokens.items()))
         with tempfile.TemporaryDirectory() as tmp:
             result = train_jepa(train_tokens, jepa_config, seed, tmp, exo=exo)
-        scores = probe_report(result.model, tokens, exo, candles, split)
+        scores = probe_scores(result.model, tokens, exo, candles, split)
         context.log.info("probes on the test window: " + ", ".join(f"{k}={v:.4g}" for k, v in scores.items()))
+        tok = tokenizer_model.fin_ia_lineage
+        storage = str(settings.storage_root)
+        test_start, test_end = split.range_ms("test")
+        first_symbol = next(iter(train_tokens))
+        first = train_tokens[first_symbol]
+        example_tokens = first["token"].to_numpy(np.int64)[None, : min(32, len(first))]  # (1, L)
+        first_exo = None if exo is None else exo[first_symbol]
+        with torch.no_grad():
+            example_out = result.model.context_encoder(torch.as_tensor(example_tokens),
+                                                       *_extras(first, first_exo, jepa_config, example_tokens.shape[1]))
+        logged = mlflow.log_model(
+            context, experiment="fin-ia-jepa", model_name="fin-ia-jepa", model=result.model,
+            params={**flatten(jepa_config), "seed": str(seed), "profile": profile, **flatten(split, "split.")},
+            history=result.history,
+            final_metrics={**{f"probe_{k}": v for k, v in scores.items()},
+                           **{f"collapse_{k}": v for k, v in result.collapse.as_dict().items()},
+                           "tokens_per_s": result.tokens_per_s},
+            datasets=[
+                dataset_ref("token_sequences", train_tokens, "end_timestamp", settings.timeframe,
+                            storage + "/frames/token_sequences", "training",
+                            {"tokenizer_model": f"{tok.name}/{tok.version}"}),
+                dataset_ref("token_sequences", {s: in_window(f, test_start, test_end) for s, f in tokens.items()},
+                            "end_timestamp", settings.timeframe, storage + "/frames/token_sequences", "evaluation",
+                            {"tokenizer_model": f"{tok.name}/{tok.version}"}),
+                dataset_ref("ohlcv_candles", candles, "timestamp", settings.timeframe, storage + "/ohlcv_candles",
+                            "exo_signals_and_probe_targets"),
+            ],
+            upstream=[tok], input_example=example_tokens, output_example=example_out.numpy(),
+        )
         curve = loss_curve_png(result.history, ["loss", "jepa"], "Fin-JEPA training loss", xlabel="step")
         metadata = {
             "profile": profile,
@@ -122,6 +140,8 @@ def build_world_model_assets(settings: PipelineSettings,
             **{f"collapse_{k}": dg.MetadataValue.float(float(v)) for k, v in result.collapse.as_dict().items()},
             **{f"probe_{k}": dg.MetadataValue.float(float(v)) for k, v in scores.items()},
             "loss_curve": dg.MetadataValue.md(markdown_image(curve, "loss curve")),
+            "tokenizer_model_version": f"{tok.name}/{tok.version}",
+            **model_metadata(logged),
         }
         return dg.Output(result.model, metadata=metadata)
 
@@ -152,6 +172,8 @@ def build_world_model_assets(settings: PipelineSettings,
             "dim": jepa_encoder.config.mixer.d_model,
             "first_end": format_ms(int(emb["end_timestamp"].iloc[0])) if len(emb) else "-",
             "last_end": format_ms(int(emb["end_timestamp"].iloc[-1])) if len(emb) else "-",
+            "jepa_model_version": f"{jepa_encoder.fin_ia_lineage.name}/{jepa_encoder.fin_ia_lineage.version}",
+            "tokenizer_model_version": f"{tokenizer_model.fin_ia_lineage.name}/{tokenizer_model.fin_ia_lineage.version}",
         })
 
     return [jepa_encoder, jepa_embeddings]

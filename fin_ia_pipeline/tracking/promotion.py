@@ -1,0 +1,40 @@
+"""Promotion as an asset check: after a model asset materializes, ``champion_gate`` compares its registered version
+with the current ``champion`` on the stage's metric gates and moves the alias only if they pass. The decision and
+both metric values are tagged on the version (see ``fin_ia_models.tracking.registry``) and shown on the check."""
+
+import dagster as dg
+
+from fin_ia_models.tracking.registry import Gate, promote_if_better
+from fin_ia_pipeline.tracking.resource import MlflowResource
+
+
+def build_champion_gate(asset_key: dg.AssetKey, gates: list[Gate]) -> dg.AssetChecksDefinition:
+    described = ", ".join(f"{g.metric} ({'higher' if g.higher_is_better else 'lower'} is better, "
+                          f"tolerance {g.tolerance:.0%})" for g in gates)
+
+    @dg.asset_check(asset=asset_key, name="champion_gate",
+                    description=f"Promote this version to @champion if it is not worse than the champion on: {described}.")
+    def champion_gate(context: dg.AssetCheckExecutionContext, mlflow: MlflowResource) -> dg.AssetCheckResult:
+        event = context.instance.get_latest_materialization_event(asset_key)
+        meta = {} if event is None else event.asset_materialization.metadata
+        if "mlflow_model_version" not in meta:
+            return dg.AssetCheckResult(passed=False, metadata={"reason": "no registered model version to gate"})
+        name, version = meta["mlflow_model_name"].value, meta["mlflow_model_version"].value
+        decision = promote_if_better(mlflow.tracking_uri, name, version, gates)
+        context.log.info(f"{name} v{version}: {'promoted to @champion' if decision.promoted else 'kept out'} "
+                         f"({decision.reason})")
+        values = {f"{m}_candidate": float(c) for m, (c, _) in decision.values.items()}
+        values |= {f"{m}_champion": float(ch) for m, (_, ch) in decision.values.items() if ch is not None}
+        return dg.AssetCheckResult(
+            passed=decision.promoted,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"model": f"{name}/{version}", "reason": decision.reason,
+                      "previous_champion": decision.champion_version or "none", **values},
+        )
+
+    return champion_gate
+
+
+TOKENIZER_GATES = [Gate("utilization", higher_is_better=True, tolerance=0.02),
+                   Gate("recon_mae", higher_is_better=False, tolerance=0.02)]
+JEPA_GATES = [Gate("probe_jepa_rv_r2", higher_is_better=True, tolerance=0.0)]

@@ -1,0 +1,94 @@
+"""GPU work declared in one place (fin_ia_pipeline.compute) becomes an H100 pod through dagster-k8s's own code.
+
+The pod spec is built with dagster-k8s's ``get_user_defined_k8s_config`` and ``construct_dagster_k8s_job`` — what
+``k8s_job_executor`` calls for every step — from the op tags of the real asset definitions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+dagster_k8s_job = pytest.importorskip("dagster_k8s.job", reason="dagster-k8s (the k8s extra) is not installed")
+
+from fin_ia_pipeline.compute import GpuPodSpec, gpu_asset_kwargs  # noqa: E402
+from fin_ia_pipeline.definitions import build_definitions, executor_for  # noqa: E402
+from fin_ia_pipeline.settings import PipelineSettings  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+GPU_ASSETS = ("tokenizer_model", "token_sequences", "jepa_encoder", "jepa_embeddings")
+
+
+def step_pod(defs, asset: str):
+    op = defs.resolve_assets_def(asset).op
+    user_config = dagster_k8s_job.get_user_defined_k8s_config(op.tags)
+    job_config = dagster_k8s_job.DagsterK8sJobConfig(job_image="fin-ia:gpu", dagster_home="/opt/dagster/dagster_home")
+    job = dagster_k8s_job.construct_dagster_k8s_job(job_config, ["dagster", "api", "execute_step"],
+                                                    f"dagster-step-{asset.replace('_', '-')}", user_config)
+    return job.spec.template.spec
+
+
+@pytest.fixture(scope="module")
+def defs(tmp_path_factory):
+    return build_definitions(PipelineSettings(home=str(tmp_path_factory.mktemp("k8s"))))
+
+
+@pytest.mark.parametrize("asset", GPU_ASSETS)
+def test_gpu_asset_pod_gets_a_gpu_the_h100_pool_and_the_toleration(defs, asset):
+    pod = step_pod(defs, asset)
+    (container,) = pod.containers
+    assert container.resources.limits["nvidia.com/gpu"] == "1"
+    assert container.resources.requests["nvidia.com/gpu"] == "1"
+    assert container.resources.limits["memory"] == "64Gi" and container.resources.requests["cpu"] == "8"
+    assert pod.node_selector == {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}
+    assert any(t.key == "nvidia.com/gpu" and t.effect == "NoSchedule" for t in pod.tolerations)
+    assert defs.resolve_assets_def(asset).op.pool == "gpu"
+
+
+def test_cpu_asset_pod_gets_none_of_it(defs):
+    pod = step_pod(defs, "ohlcv_candles")
+    (container,) = pod.containers
+    assert not (container.resources and container.resources.limits and "nvidia.com/gpu" in container.resources.limits)
+    assert not pod.node_selector and not pod.tolerations
+    assert defs.resolve_assets_def("ohlcv_candles").op.pool is None
+
+
+def test_pod_spec_is_configurable_from_the_environment(monkeypatch):
+    monkeypatch.setenv("FIN_IA_GPU_NODE_VALUE", "nvidia-h200-141gb")
+    monkeypatch.setenv("FIN_IA_GPU_COUNT", "2")
+    tags = gpu_asset_kwargs()["op_tags"]
+    config = tags["dagster-k8s/config"]
+    assert config["pod_spec_config"]["node_selector"] == {"cloud.google.com/gke-accelerator": "nvidia-h200-141gb"}
+    assert config["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert GpuPodSpec().gpus == 1  # the dataclass default is untouched
+
+
+def test_nothing_outside_compute_mentions_gpus():
+    """One source of truth: no other pipeline module names the GPU pool, the k8s GPU resource or the H100 pool."""
+    offenders = []
+    for path in (REPO / "fin_ia_pipeline").rglob("*.py"):
+        if path.name == "compute.py":
+            continue
+        text = path.read_text()
+        for word in ("nvidia.com/gpu", "gke-accelerator", "pool=", "gpu_pool", "dagster-k8s/config"):
+            if word in text.lower():
+                offenders.append(f"{path.relative_to(REPO)}: {word}")
+    assert not offenders, offenders
+
+
+def test_executor_choice():
+    import dagster as dg
+    from dagster_k8s import k8s_job_executor
+
+    assert executor_for(PipelineSettings(executor="k8s")) is k8s_job_executor
+    assert executor_for(PipelineSettings()) is dg.multiprocess_executor
+    with pytest.raises(ValueError, match="FIN_IA_EXECUTOR"):
+        PipelineSettings(executor="slurm")
+
+
+def test_local_instance_limits_the_gpu_pool():
+    import yaml
+
+    config = yaml.safe_load((REPO / "dagster_home" / "dagster.yaml").read_text())
+    assert config["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
