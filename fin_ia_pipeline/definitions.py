@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from fin_ia_pipeline.automation.definitions import build_automation_defs
 from fin_ia_pipeline.market_data.definitions import build_market_data_defs
 from fin_ia_pipeline.settings import PipelineSettings
 from fin_ia_pipeline.tokenizer.definitions import build_tokenizer_defs
@@ -29,7 +30,7 @@ def executor_for(settings: PipelineSettings) -> dg.ExecutorDefinition:
 def build_definitions(settings: PipelineSettings | None = None) -> dg.Definitions:
     settings = settings or PipelineSettings.from_env()
     stages = dg.Definitions.merge(build_market_data_defs(settings), build_tokenizer_defs(settings),
-                                  build_world_model_defs(settings))
+                                  build_world_model_defs(settings), build_automation_defs(settings))
     return dg.Definitions.merge(stages, dg.Definitions(executor=executor_for(settings)))
 
 
