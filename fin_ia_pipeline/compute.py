@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 GPU_POOL = "gpu"
 
@@ -44,6 +45,22 @@ class GpuPodSpec:
                 "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
             },
         }
+
+
+def training_checkpoint_dir(home: str, context) -> Path:
+    """Where a training step checkpoints: keyed by Dagster run id (a retried step keeps it, so it resumes) and asset.
+
+    It lives under FIN_IA_HOME, a local disk or a volume that outlives the pod (see deploy/), not the step's tmp dir.
+    """
+    return Path(home) / "checkpoints" / context.run.run_id / context.asset_key.to_user_string().replace("/", "__")
+
+
+def preempted_retry(err: Exception) -> Exception:
+    """A spot GPU was reclaimed (SIGTERM → checkpoint saved → ``TrainingPreempted``): ask Dagster to retry the step,
+    which resumes from the checkpoint. Only preemption is retried; a real error fails the step at once."""
+    import dagster as dg
+
+    return dg.RetryRequested(max_retries=3, seconds_to_wait=30)
 
 
 def gpu_asset_kwargs(spec: GpuPodSpec | None = None) -> dict:

@@ -1,5 +1,9 @@
 """Lightning wrapper of ``TokenizerModel``: one optimizer step per batch of patches, AdamW with cosine decay,
-per-epoch history (mean losses, dead codes revived) logged through python logging (logger ``fin_ia.tokenizer``)."""
+per-epoch history (mean losses, dead codes revived) logged through python logging (logger ``fin_ia.tokenizer``).
+
+The history and the running sums of the current epoch travel in Lightning checkpoints, so a run resumed mid-epoch
+(``fin_ia_models.utils.preemption``) reports the same history as an uninterrupted one. The codebook, its EMA
+statistics, dead-code counters and revival ring buffer are buffers of the model: the state_dict carries them."""
 
 from __future__ import annotations
 
@@ -57,6 +61,18 @@ class TokenizerLightning(L.LightningModule):
             "epoch %d: loss %.4f (huber %.4f, sdtw %.4f, commit %.4f), revived %d codes, lr %.2e",
             int(row["epoch"]), row["loss"], row["huber"], row["sdtw"], row["commit"], int(row["revived"]), row["lr"],
         )
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # the epoch's running sums: a resume in the middle of an epoch must still produce that epoch's full row
+        checkpoint["tokenizer_progress"] = {"history": self.history, "sums": self._sums, "batches": self._batches,
+                                            "revived_at_start": self._revived_at_start}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        progress = checkpoint["tokenizer_progress"]
+        self.history = list(progress["history"])
+        self._sums = dict(progress["sums"])
+        self._batches = progress["batches"]
+        self._revived_at_start = progress["revived_at_start"]
 
     def configure_optimizers(self):
         config = self.model.config

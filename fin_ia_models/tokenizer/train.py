@@ -1,5 +1,8 @@
 """The one training entry point of the tokenizer: plain arguments in (candles, config, seed, output dir), a
-``TrainResult`` out (metrics on held-out patches, per-epoch history, checkpoint path). Wiring only."""
+``TrainResult`` out (metrics on held-out patches, per-epoch history, checkpoint path). Wiring only.
+
+With ``checkpoint_dir`` the run is preemption-safe (``fin_ia_models.utils.preemption``): it resumes from the
+checkpoint found there, saves one every ``checkpoint_every_n_steps`` optimizer steps and on SIGTERM."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from fin_ia_models.tokenizer.checkpoint import save_tokenizer
 from fin_ia_models.tokenizer.config import TokenizerConfig
@@ -22,6 +25,8 @@ from fin_ia_models.tokenizer.lightning_module import TokenizerLightning
 from fin_ia_models.tokenizer.metrics import evaluate_patches
 from fin_ia_models.tokenizer.model import TokenizerModel
 from fin_ia_models.utils.device import choose_device
+from fin_ia_models.utils.preemption import (PreemptionCheckpoint, ResumableLoader, resumable_checkpoint,
+                                            training_fingerprint)
 from fin_ia_models.utils.seeding import seed_everything
 
 log = logging.getLogger("fin_ia.tokenizer")
@@ -105,13 +110,26 @@ def train_tokenizer(
     prefer_cuda: bool = True,
     num_threads: int | None = None,
     model: TokenizerModel | None = None,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every_n_steps: int = 0,
 ) -> TrainResult:
     """Train a tokenizer on ``candles`` and write ``output_dir/tokenizer_<quantizer>.pt`` atomically.
 
     ``eval_candles``: held-out frames for the metrics (else the last ``val_fraction`` of each series).
     ``num_threads``: torch CPU threads during training (restored afterwards). ``model``: start from this model
     instead of a fresh one (tests use it to plant dead codes); its config must equal ``config``.
+
+    ``checkpoint_dir``: a folder owned by this one run (e.g. per Dagster run id and asset); None = no resumable
+    checkpoints. When it holds ``last.ckpt`` from the same config, seed and training patches, training resumes
+    there (weights, codebook buffers with dead-code counters and revival ring buffer, AdamW and LR-schedule state,
+    epoch and batch position, shuffle order, RNG states, history); a checkpoint of another run is a ValueError.
+    ``checkpoint_every_n_steps``: also save every that many optimizer steps (0 = only on SIGTERM and at the end).
+    On SIGTERM the step in flight finishes, is saved, and ``TrainingPreempted`` is raised. On CPU the resumed run
+    ends with the same weights as an uninterrupted one, bit for bit.
     """
+    if checkpoint_every_n_steps < 0 or (checkpoint_every_n_steps and checkpoint_dir is None):
+        raise ValueError(f"checkpoint_every_n_steps = {checkpoint_every_n_steps} needs to be >= 0, and > 0 only "
+                         "together with a checkpoint_dir")
     started = time.perf_counter()
     seed_everything(seed)
     previous_threads = torch.get_num_threads()
@@ -126,24 +144,28 @@ def train_tokenizer(
             model = TokenizerModel(config)
         elif model.config != config:
             raise ValueError("the given model was built with a different config than the one passed")
-        loader = DataLoader(
-            TensorDataset(torch.from_numpy(train.values)), batch_size=config.batch_size, shuffle=True,
-            drop_last=len(train) >= 2 * config.batch_size, generator=torch.Generator().manual_seed(seed),
-        )
+        # each epoch's order comes from (seed, epoch) alone, so a resumed run replays the same remaining batches
+        loader = ResumableLoader(TensorDataset(torch.from_numpy(train.values)), config.batch_size, seed, shuffle=True,
+                                 drop_last=len(train) >= 2 * config.batch_size)
         steps_per_epoch = len(loader) if config.max_steps_per_epoch is None else min(len(loader),
                                                                                        config.max_steps_per_epoch)
         module = TokenizerLightning(model, steps_per_epoch * config.epochs,
                                     compile_model=config.compile and device.accelerator == "cuda")
+        callbacks, resume_from = [], None
+        if checkpoint_dir is not None:
+            fingerprint = training_fingerprint("tokenizer", config.to_dict(), seed, train.values)
+            callbacks.append(PreemptionCheckpoint(checkpoint_dir, checkpoint_every_n_steps, fingerprint))
+            resume_from = resumable_checkpoint(checkpoint_dir, fingerprint)
         with _quiet_lightning():
             trainer = L.Trainer(
                 accelerator=device.accelerator, devices=1, precision=device.precision, max_epochs=config.epochs,
                 limit_train_batches=steps_per_epoch, deterministic=True if device.accelerator == "cpu" else "warn",
-                gradient_clip_val=1.0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                enable_model_summary=False, num_sanity_val_steps=0,
+                gradient_clip_val=1.0, logger=False, enable_checkpointing=bool(callbacks), callbacks=callbacks,
+                enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
             )
-            log.info("training %s tokenizer on %d patches (%d held out) on %s", config.quantizer, len(train),
-                     len(held_out), device.device_name)
-            trainer.fit(module, train_dataloaders=loader)
+            log.info("training %s tokenizer on %d patches (%d held out) on %s%s", config.quantizer, len(train),
+                     len(held_out), device.device_name, f", resuming from {resume_from}" if resume_from else "")
+            trainer.fit(module, train_dataloaders=loader, ckpt_path=resume_from)
         metrics = evaluate_patches(model, held_out.values)
         metrics["revived_total"] = float(sum(row["revived"] for row in module.history))
         model = model.cpu().eval()

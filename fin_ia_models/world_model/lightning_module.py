@@ -1,5 +1,8 @@
 """Lightning wrapper of Fin-JEPA: AdamW with warmup + cosine decay, EMA target update on the I-JEPA momentum
 schedule after every optimizer step, deterministic masks (seeded per step), progress on logger "fin_ia.world_model".
+
+Resumable (``fin_ia_models.utils.preemption``): the EMA target encoder is part of the state_dict, masks depend on
+(seed, global_step) only, and the per-step history travels in the checkpoint.
 """
 
 from __future__ import annotations
@@ -41,11 +44,21 @@ class JEPALightning(L.LightningModule):
         self.history.append(row)
         return out["loss"]
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        m = ema_momentum(self.global_step, self.config.max_steps, self.config.ema_start, self.config.ema_end)
+    def optimizer_step(self, *args, **kwargs) -> None:
+        # The EMA update belongs to the optimizer step (not ``on_train_batch_end``): checkpoint callbacks run their
+        # ``on_train_batch_end`` before the module's, so a checkpoint written there would miss this step's update.
+        super().optimizer_step(*args, **kwargs)
+        step = self.global_step + 1  # Lightning counts this step only after the hook returns
+        m = ema_momentum(step, self.config.max_steps, self.config.ema_start, self.config.ema_end)
         self.model.ema_update(m)
         if self.history:
             self.history[-1]["ema_momentum"] = m
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["jepa_history"] = self.history
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.history = list(checkpoint["jepa_history"])
 
     def configure_optimizers(self):
         cfg = self.config

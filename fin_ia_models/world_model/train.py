@@ -2,6 +2,7 @@
 
 Windows of ``config.seq_len`` tokens are drawn (seeded) from all symbols, weighted by sequence length; Lightning
 runs ``config.max_steps`` steps: fp32 on CPU, bf16-mixed + TF32 (+ torch.compile if ``config.compile``) on CUDA.
+With ``checkpoint_dir`` the run is preemption-safe (``fin_ia_models.utils.preemption``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from fin_ia_models.utils.device import choose_device
+from fin_ia_models.utils.preemption import (PreemptionCheckpoint, ResumableLoader, checkpoint_meta,
+                                            resumable_checkpoint, training_fingerprint)
 from fin_ia_models.utils.seeding import seed_everything
 from fin_ia_models.world_model.collapse import CollapseStats, collapse_stats
 from fin_ia_models.world_model.config import ExoClockConfig, JEPAConfig, Mamba2Config, MaskingConfig
@@ -72,10 +75,24 @@ def train_jepa(
     seed: int,
     output_dir: str | Path,
     exo: dict[str, pd.DataFrame] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every_n_steps: int = 0,
 ) -> JEPATrainResult:
     """Train Fin-JEPA on ``token_sequences`` (symbol → token-sequence frame, see ``sequences.py``); ``exo`` maps
     symbol → exo frame when the exo-clock is on and the frames lack the exo columns. Writes the checkpoint to
-    ``output_dir``."""
+    ``output_dir``.
+
+    ``checkpoint_dir``: a folder owned by this one run (e.g. per Dagster run id and asset); None = no resumable
+    checkpoints. When it holds ``last.ckpt`` from the same config, seed and windows, training resumes there
+    (context encoder, predictor and EMA target encoder, AdamW and LR-schedule state, global step, window position,
+    RNG states, history); a checkpoint of another run is a ValueError. ``checkpoint_every_n_steps``: also save every
+    that many optimizer steps (0 = only on SIGTERM and at the end). On SIGTERM the step in flight finishes, is saved,
+    and ``TrainingPreempted`` is raised. On CPU the resumed run ends with the same weights as an uninterrupted one.
+    ``tokens_per_s`` counts only the steps this call ran.
+    """
+    if checkpoint_every_n_steps < 0 or (checkpoint_every_n_steps and checkpoint_dir is None):
+        raise ValueError(f"checkpoint_every_n_steps = {checkpoint_every_n_steps} needs to be >= 0, and > 0 only "
+                         "together with a checkpoint_dir")
     rng = seed_everything(seed)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -91,18 +108,26 @@ def train_jepa(
 
     device = choose_device()
     dataset = WindowDataset(seqs, config.seq_len, config.max_steps * config.batch_size, rng)
-    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=False, num_workers=0, drop_last=True)
+    loader = ResumableLoader(dataset, config.batch_size, seed, shuffle=False, drop_last=True)
     module = JEPALightning(config, seed)
     if device.accelerator == "cuda" and config.compile:
         module.model.context_encoder = torch.compile(module.model.context_encoder)
+    callbacks, resume_from, start_step = [], None, 0
+    if checkpoint_dir is not None:
+        fingerprint = training_fingerprint("jepa", dataclasses.asdict(config), seed, dataset.which, dataset.starts,
+                                           *_arrays(seqs))
+        callbacks.append(PreemptionCheckpoint(checkpoint_dir, checkpoint_every_n_steps, fingerprint))
+        resume_from = resumable_checkpoint(checkpoint_dir, fingerprint)
+        start_step = checkpoint_meta(resume_from)["global_step"] if resume_from else 0
     trainer = L.Trainer(
         accelerator=device.accelerator, devices=1, precision=device.precision, max_steps=config.max_steps,
-        deterministic=True, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, gradient_clip_val=1.0,
+        deterministic=True, logger=False, enable_checkpointing=bool(callbacks), callbacks=callbacks,
+        enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0,
     )
-    log.info("training Fin-JEPA on %d sequences, %d steps, device %s", len(seqs), config.max_steps, device.device_name)
+    log.info("training Fin-JEPA on %d sequences, %d steps, device %s%s", len(seqs), config.max_steps,
+             device.device_name, f", resuming from step {start_step}" if resume_from else "")
     t0 = time.perf_counter()
-    trainer.fit(module, loader)
+    trainer.fit(module, loader, ckpt_path=resume_from)
     elapsed = time.perf_counter() - t0
 
     model = module.model.cpu().eval()
@@ -111,11 +136,17 @@ def train_jepa(
     path = out / CHECKPOINT_NAME
     save_jepa(model, path)
     tokens_seen = config.max_steps * config.batch_size * config.seq_len
+    tokens_now = (config.max_steps - start_step) * config.batch_size * config.seq_len
     last = dataset[len(dataset) - 1]
     with torch.no_grad():
         emb = model.context_encoder(last["tokens"][None], _opt(last, "latents"), _opt(last, "exo"))
-    return JEPATrainResult(model, path, module.history, collapse_stats(emb), tokens_seen, tokens_seen / elapsed,
+    return JEPATrainResult(model, path, module.history, collapse_stats(emb), tokens_seen, tokens_now / elapsed,
                            device.device_name)
+
+
+def _arrays(seqs: list[SequenceArrays]) -> list[np.ndarray]:
+    """Every array the windows are cut from, for the checkpoint fingerprint."""
+    return [a for s in seqs for a in (s.tokens, s.latents, s.exo) if a is not None]
 
 
 def _opt(item: dict[str, torch.Tensor], key: str) -> torch.Tensor | None:

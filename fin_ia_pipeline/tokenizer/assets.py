@@ -1,5 +1,6 @@
 """Strate I assets: ``tokenizer_model`` (trained on the training window) and ``token_sequences`` (per symbol)."""
 
+import shutil
 import tempfile
 
 import dagster as dg
@@ -18,7 +19,8 @@ from fin_ia_models.tracking.runs import flatten
 from fin_ia_models.tokenizer.metrics import code_usage
 from fin_ia_models.tokenizer.model import TokenizerModel
 from fin_ia_models.tokenizer.train import train_tokenizer
-from fin_ia_pipeline.compute import gpu_asset_kwargs
+from fin_ia_models.utils.preemption import TrainingPreempted
+from fin_ia_pipeline.compute import gpu_asset_kwargs, preempted_retry, training_checkpoint_dir
 from fin_ia_pipeline.settings import PipelineSettings
 from fin_ia_pipeline.tokenizer.candles import series_by_symbol
 from fin_ia_pipeline.tracking.resource import MlflowResource, model_metadata
@@ -33,6 +35,7 @@ class TokenizerModelConfig(dg.Config):
     profile: str | None = None  # "demo" or "full"; default FIN_IA_PROFILE
     seed: int | None = None  # default FIN_IA_SEED
     epochs: int | None = None  # override the profile's epochs (quick runs)
+    checkpoint_every_n_steps: int = 200  # resumable checkpoint cadence (and one on SIGTERM, always)
 
 
 CANDLES = dg.AssetKey("ohlcv_candles")
@@ -74,7 +77,14 @@ def build_tokenizer_assets(settings: PipelineSettings,
         context.log.info(f"training {quantizer} tokenizer ({profile}) on {', '.join(train)}: "
                          f"{sum(map(len, train.values()))} candles; test on {sum(map(len, test.values()))}")
         with tempfile.TemporaryDirectory() as tmp:
-            result = train_tokenizer(train, tok_config, seed, tmp, eval_candles=test)
+            checkpoints = training_checkpoint_dir(settings.home, context)
+            try:
+                result = train_tokenizer(train, tok_config, seed, tmp, eval_candles=test,
+                                         checkpoint_dir=checkpoints,
+                                         checkpoint_every_n_steps=config.checkpoint_every_n_steps)
+            except TrainingPreempted as err:
+                raise preempted_retry(err) from err
+            shutil.rmtree(checkpoints, ignore_errors=True)  # trained: the resumable state is no longer needed
         held_out = np.concatenate([encode_candles(result.model, f)["token"].to_numpy() for f in test.values()])
         counts = np.bincount(held_out, minlength=result.model.codebook_size)
         m = result.metrics

@@ -1,5 +1,6 @@
 """Strate II assets: ``jepa_encoder`` (Fin-JEPA trained on token sequences) and ``jepa_embeddings`` (per symbol)."""
 
+import shutil
 import tempfile
 
 import dagster as dg
@@ -19,7 +20,8 @@ from fin_ia_models.world_model.sequences import latent_columns
 from fin_ia_models.world_model.train import train_jepa
 from fin_ia_models.tracking.datasets import dataset_ref
 from fin_ia_models.tracking.runs import flatten
-from fin_ia_pipeline.compute import gpu_asset_kwargs
+from fin_ia_models.utils.preemption import TrainingPreempted
+from fin_ia_pipeline.compute import gpu_asset_kwargs, preempted_retry, training_checkpoint_dir
 from fin_ia_pipeline.settings import PipelineSettings
 from fin_ia_pipeline.tokenizer.candles import series_by_symbol
 from fin_ia_pipeline.tracking.resource import MlflowResource, model_metadata
@@ -38,6 +40,7 @@ class JepaEncoderConfig(dg.Config):
     use_latents: bool = True  # feed Strate I's continuous latents next to the token embedding
     max_steps: int | None = None  # override the profile's optimizer steps (quick runs)
     seq_len: int | None = None  # override the profile's training window length in tokens (short histories)
+    checkpoint_every_n_steps: int = 200  # resumable checkpoint cadence (and one on SIGTERM, always)
 
 
 def _extras(frame: pd.DataFrame, exo: pd.DataFrame | None, config, length: int) -> tuple:
@@ -94,7 +97,14 @@ def build_world_model_assets(settings: PipelineSettings,
         context.log.info(f"training Fin-JEPA ({profile}, exo-clock {'on' if config.exo_clock else 'off'}) on "
                          + ", ".join(f"{s}: {len(f)} tokens" for s, f in train_tokens.items()))
         with tempfile.TemporaryDirectory() as tmp:
-            result = train_jepa(train_tokens, jepa_config, seed, tmp, exo=exo)
+            checkpoints = training_checkpoint_dir(settings.home, context)
+            try:
+                result = train_jepa(train_tokens, jepa_config, seed, tmp, exo=exo,
+                                    checkpoint_dir=checkpoints,
+                                    checkpoint_every_n_steps=config.checkpoint_every_n_steps)
+            except TrainingPreempted as err:
+                raise preempted_retry(err) from err
+            shutil.rmtree(checkpoints, ignore_errors=True)  # trained: the resumable state is no longer needed
         scores = probe_scores(result.model, tokens, exo, candles, split)
         context.log.info("probes on the test window: " + ", ".join(f"{k}={v:.4g}" for k, v in scores.items()))
         tok = tokenizer_model.fin_ia_lineage
