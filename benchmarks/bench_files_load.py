@@ -7,24 +7,16 @@ checks, every validation rule, gap report), and validation alone on the in-memor
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.timing import best_of
 from fin_ia_models.data.sources.files import read_candle_file
 from fin_ia_models.data.validation import validate_candles
 
 CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "binance" / "BTCUSDT_1h.csv"
 
-
-def _best(fn, repeat: int = 5) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def run() -> list[dict]:
@@ -33,9 +25,9 @@ def run() -> list[dict]:
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the goal says
     try:
         frame = read_candle_file(CSV)
-        bare = _best(lambda: pd.read_csv(CSV))
-        full = _best(lambda: read_candle_file(CSV))
-        validate_only = _best(lambda: validate_candles(frame, "1h"))
+        bare = best_of(lambda: pd.read_csv(CSV))
+        full = best_of(lambda: read_candle_file(CSV))
+        validate_only = best_of(lambda: validate_candles(frame, "1h"))
     finally:
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
     n = len(frame)

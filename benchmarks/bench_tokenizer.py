@@ -9,11 +9,11 @@ depend on training).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
 
+from benchmarks.timing import best_of
 from fin_ia_models.tokenizer.config import profile_config
 from fin_ia_models.tokenizer.encode import encode_candles
 from fin_ia_models.tokenizer.model import TokenizerModel
@@ -22,14 +22,6 @@ from fin_ia_models.utils.seeding import seed_everything
 
 CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "binance" / "BTCUSDT_1h.csv"
 
-
-def _best(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def run() -> list[dict]:
@@ -43,9 +35,9 @@ def run() -> list[dict]:
         def fwd_bwd():
             soft_dtw(x, y, 0.1).sum().backward()
 
-        fwd = _best(lambda: soft_dtw(x.detach(), y, 0.1))
-        both = _best(fwd_bwd)
-        loop = _best(lambda: [soft_dtw_ref(x[i].detach().double(), y[i].double(), 0.1) for i in range(256)], repeat=1)
+        fwd = best_of(lambda: soft_dtw(x.detach(), y, 0.1))
+        both = best_of(fwd_bwd)
+        loop = best_of(lambda: [soft_dtw_ref(x[i].detach().double(), y[i].double(), 0.1) for i in range(256)], repeat=1)
         rows = [
             {"name": "soft-DTW forward, batch 256 × 16 (vectorized)", "value": fwd * 1e3, "unit": "ms", "note": "1 thread"},
             {"name": "soft-DTW forward + backward, batch 256 × 16", "value": both * 1e3, "unit": "ms", "note": "1 thread"},
@@ -59,7 +51,7 @@ def run() -> list[dict]:
             for quantizer in ("fsq", "vq"):
                 model = TokenizerModel(profile_config("demo", quantizer)).eval()
                 with torch.no_grad():
-                    seconds = _best(lambda: encode_candles(model, frame, stride=1), repeat=2)
+                    seconds = best_of(lambda: encode_candles(model, frame, stride=1), repeat=2)
                     n = len(encode_candles(model, frame, stride=1))
                 rows.append({"name": f"tokenizer encode throughput ({quantizer}, demo model)", "value": n / seconds,
                              "unit": "patches/s", "note": f"{n} patches of BTCUSDT_1h at stride 1, 1 thread"})

@@ -12,6 +12,18 @@ REPO = Path(__file__).resolve().parents[1]
 BINANCE_DIR = REPO.parent / "shared" / "data" / "binance"
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny tensors on a shared 2-core machine: one torch thread avoids OpenMP oversubscription stalls (up to 10x
+    slower otherwise) and keeps CPU results independent of the thread count."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def binance_dir() -> Path:
     if not (BINANCE_DIR / "BTCUSDT_1h.csv").exists():

@@ -111,12 +111,6 @@ def _steps_run(stderr: str) -> int:
     return int(found[-1])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.mark.parametrize("kind", ["tokenizer", "jepa"])

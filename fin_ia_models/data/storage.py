@@ -42,6 +42,13 @@ def write_candles_parquet(frame: pd.DataFrame, path: str | os.PathLike | UPath) 
     report = validate_candles(frame, timeframe)  # raises before anything is written
     table = pa.Table.from_pandas(frame[list(CANDLE_COLUMNS)], schema=_SCHEMA, preserve_index=False)
     table = table.replace_schema_metadata({b"symbol": symbol.encode(), b"timeframe": timeframe.encode()})
+    write_table_atomic(table, path)
+    return report
+
+
+def write_table_atomic(table: pa.Table, path: str | os.PathLike | UPath) -> None:
+    """Write a parquet table so readers see the old file or the whole new one: temporary sibling + ``os.replace``
+    locally; one PUT on object stores (already atomic)."""
     target = UPath(path)
     if _is_local(target):
         local = Path(target.path)
@@ -56,7 +63,6 @@ def write_candles_parquet(frame: pd.DataFrame, path: str | os.PathLike | UPath) 
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("wb") as handle:
             pq.write_table(table, handle)
-    return report
 
 
 def read_candles_parquet(path: str | os.PathLike | UPath) -> pd.DataFrame:

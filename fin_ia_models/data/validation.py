@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from fin_ia_models.data.schema import CANDLE_COLUMNS, PRICE_COLUMNS, format_ms, timeframe_ms
+from fin_ia_models.data.schema import CANDLE_COLUMNS, format_ms, timeframe_ms
 
 # Plausible range of candle open times in ms. Anything below is almost surely seconds (or garbage); anything above,
 # microseconds (Binance spot archives switched to µs in 2025).

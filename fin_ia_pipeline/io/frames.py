@@ -5,11 +5,6 @@ Layout ``<root>/<asset_key>/<BTCUSDT>.parquet``; written through a temporary fil
 
 from __future__ import annotations
 
-import io
-import os
-import uuid
-from pathlib import Path
-
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
@@ -17,24 +12,11 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from fin_ia_models.data.schema import symbol_slug
+from fin_ia_models.data.storage import write_table_atomic
 
 
 def write_frame_atomic(frame: pd.DataFrame, path: UPath) -> None:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    if getattr(path, "protocol", "") in ("", "file", "local"):
-        local = Path(path.path)
-        local.parent.mkdir(parents=True, exist_ok=True)
-        tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            pq.write_table(table, tmp)
-            os.replace(tmp, local)
-        finally:
-            tmp.unlink(missing_ok=True)
-    else:
-        buffer = io.BytesIO()
-        pq.write_table(table, buffer)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(buffer.getvalue())
+    write_table_atomic(pa.Table.from_pandas(frame, preserve_index=False), path)
 
 
 class SymbolFrameIOManager(dg.UPathIOManager):

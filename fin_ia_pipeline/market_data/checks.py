@@ -9,7 +9,7 @@ import pandas as pd
 from fin_ia_models.data.refresh import day_bounds_ms
 from fin_ia_models.data.schema import format_ms, timeframe_ms
 from fin_ia_models.data.validation import CandleValidationError, validate_candles
-from fin_ia_pipeline.market_data.partitions import DATE_DIM, SYMBOL_DIM, candle_partition_key
+from fin_ia_pipeline.market_data.partitions import DATE_DIM, candle_partition_key
 
 
 def build_candle_checks(

@@ -18,13 +18,6 @@ from fin_ia_models.utils.seeding import seed_everything
 HOUR = 3_600_000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The CI/dev machine is shared: one torch thread avoids OpenMP spin-contention (and keeps timings stable)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def regime_candles(n: int, seed: int, symbol: str = "TEST/USDT") -> pd.DataFrame:

@@ -19,13 +19,6 @@ from fin_ia_models.tokenizer.spherical_vq import SphericalVQ
 HOUR = 3_600_000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The CI/dev machine is shared: one torch thread avoids OpenMP spin-contention (and keeps timings stable)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def candles(n: int, seed: int = 0, start_ms: int = 1_700_000_000_000 // HOUR * HOUR) -> pd.DataFrame:

@@ -14,13 +14,6 @@ from fin_ia_models.world_model.exo_signals import exo_from_candles
 from fin_ia_models.world_model.mamba2 import Mamba2Mixer
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors on a shared 2-core machine: one thread avoids oversubscription stalls (10x slower otherwise)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 HOUR = 3_600_000

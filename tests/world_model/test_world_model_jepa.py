@@ -16,13 +16,6 @@ from fin_ia_models.world_model.train import load_jepa, train_jepa
 from fin_ia_models.world_model.vicreg import vicreg_loss
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors on a shared 2-core machine: one thread avoids oversubscription stalls (10x slower otherwise)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 TINY = JEPAConfig(

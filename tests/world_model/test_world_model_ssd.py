@@ -10,13 +10,6 @@ from fin_ia_models.world_model.mamba2 import Mamba2Mixer
 from fin_ia_models.world_model.ssd import ssd_chunked, ssd_sequential_ref
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors on a shared 2-core machine: one thread avoids oversubscription stalls (10x slower otherwise)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 

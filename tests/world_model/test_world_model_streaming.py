@@ -11,13 +11,6 @@ from fin_ia_models.world_model.jepa import FinJEPA
 from fin_ia_models.world_model.streaming import StreamingEncoder
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors on a shared 2-core machine: one thread avoids oversubscription stalls (10x slower otherwise)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.mark.parametrize("ngroups,exo_on,n_latent", [(1, False, 0), (2, True, 3)])
