@@ -23,6 +23,8 @@ from fin_ia_pipeline.settings import PipelineSettings
 log = logging.getLogger("fin_ia.demo")
 # Dagster's own step events are DEBUG; INFO keeps the assets' progress lines (epochs, probe scores).
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+# The demo window holds ~4k training patches, not the ~40k the demo profile's 6 epochs are sized for: more passes.
+DEMO_TOKENIZER_EPOCHS = 40
 
 
 def demo_dates(settings: PipelineSettings) -> list[str]:
@@ -63,13 +65,14 @@ def run_demo(settings: PipelineSettings, instance: dg.DagsterInstance) -> dict:
 
     assets = list(defs.assets)
 
-    def materialize(name: str, partition: str | None = None) -> dict:
+    def materialize(name: str, partition: str | None = None, config: dict | None = None) -> dict:
+        run_config = {**QUIET, **({"ops": {name: {"config": config}}} if config else {})}
         result = dg.materialize(assets, selection=[name], partition_key=partition, resources=defs.resources,
-                                instance=instance, run_config=QUIET)
+                                instance=instance, run_config=run_config)
         return _meta(result, name)
 
     t = time.perf_counter()
-    summary["tokenizer_model"] = materialize("tokenizer_model")
+    summary["tokenizer_model"] = materialize("tokenizer_model", config={"epochs": DEMO_TOKENIZER_EPOCHS})
     summary["token_sequences"] = {s: materialize("token_sequences", s) for s in settings.symbols}
     summary["jepa_encoder"] = materialize("jepa_encoder")
     summary["jepa_embeddings"] = {s: materialize("jepa_embeddings", s) for s in settings.symbols}
