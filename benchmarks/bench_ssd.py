@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 LENGTHS = (512, 1024, 2048, 8192)
@@ -90,7 +91,11 @@ def _step_rows() -> list[dict]:
     enc = FinJEPA(jepa_profile("demo")).context_encoder.eval()
     cfg = enc.config
     n = 500
-    arch = f"demo encoder: {cfg.n_layers} layers, d_model {cfg.mixer.d_model}, state {cfg.mixer.d_state}, batch 1"
+    arch = (f"demo encoder: {cfg.n_layers} layers, d_model {cfg.mixer.d_model}, state {cfg.mixer.d_state}, batch 1, "
+            f"exo-clock {'on' if cfg.mixer.exo.enabled else 'off'}")
+    k = cfg.mixer.exo.n_signals
+    exo_np = np.full(k, 0.5, np.float32) if cfg.mixer.exo.enabled else None  # a mild volatility/volume shock
+    exo_t = None if exo_np is None else torch.as_tensor(exo_np)[None]
     rows = []
     for backend in ("numpy", "numba"):
         try:
@@ -99,12 +104,12 @@ def _step_rows() -> list[dict]:
             rows.append({"name": "step latency per token (StreamingEncoder, numba)", "value": float("nan"),
                          "unit": "us", "note": "numba not installed (optional)"})
             continue
-        streaming.step(1)  # compiles the numba kernel
+        streaming.step(1, exo=exo_np)  # compiles the numba kernel
         best = float("inf")
         for _ in range(5):  # min over samples of n tokens: robust to other processes on a shared machine
             t0 = time.perf_counter()
             for i in range(n):
-                streaming.step(i % cfg.vocab_size)
+                streaming.step(i % cfg.vocab_size, exo=exo_np)
             best = min(best, (time.perf_counter() - t0) / n)
         rows.append({"name": f"step latency per token (StreamingEncoder, {backend})", "value": round(best * 1e6, 1),
                      "unit": "us", "note": f"{arch}; goal <= 50 us on one core"})
@@ -112,10 +117,10 @@ def _step_rows() -> list[dict]:
     tok = torch.tensor([1])
     with torch.inference_mode():
         for _ in range(50):
-            _, states = enc.step(tok, states)
+            _, states = enc.step(tok, states, exo=exo_t)
         t0 = time.perf_counter()
         for _ in range(n):
-            _, states = enc.step(tok, states)
+            _, states = enc.step(tok, states, exo=exo_t)
         torch_us = (time.perf_counter() - t0) / n * 1e6
     rows.append({"name": "step latency per token (ContextEncoder.step, torch eager)", "value": round(torch_us, 1),
                  "unit": "us", "note": f"{arch}; op-dispatch bound"})
@@ -133,9 +138,10 @@ def _train_rows() -> list[dict]:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     tokens = torch.randint(0, cfg.vocab_size, (cfg.batch_size, cfg.seq_len))
     mask = sample_block_mask(cfg.batch_size, cfg.seq_len, cfg.masking, torch.Generator().manual_seed(0))
+    exo = torch.randn(cfg.batch_size, cfg.seq_len, cfg.mixer.exo.n_signals) if cfg.mixer.exo.enabled else None
 
     def step() -> None:
-        loss = model.loss(tokens, mask)["loss"]
+        loss = model.loss(tokens, mask, exo=exo)["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
