@@ -42,22 +42,7 @@ def _machine() -> str:
             f"{torch_info}, commit {commit or 'unknown'}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--only", nargs="*", default=None, help="run modules whose name contains one of these")
-    args = parser.parse_args()
-    modules = sorted(p.stem for p in HERE.glob("bench_*.py"))
-    if args.only:
-        modules = [m for m in modules if any(word in m for word in args.only)]
-    sections = json.loads(STORE.read_text()) if STORE.exists() else {}
-    measured_on = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {_machine()}"
-    for name in modules:
-        print(f"== {name}", flush=True)
-        rows = importlib.import_module(f"benchmarks.{name}").run()
-        for row in rows:
-            print(f"   {row['name']:<58} {_fmt(row['value'], row['unit']):>14}   {row.get('note', '')}", flush=True)
-        paragraph = (importlib.import_module(f"benchmarks.{name}").__doc__ or "").strip().split("\n\n")[0]
-        sections[name] = {"summary": " ".join(paragraph.split()), "rows": rows, "measured": measured_on}
+def write_doc(sections: dict) -> None:
     lines = [
         "# Benchmarks",
         "",
@@ -74,6 +59,25 @@ def main() -> None:
     DOC.parent.mkdir(exist_ok=True)
     STORE.write_text(json.dumps(sections, indent=1, default=str))
     DOC.write_text("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", nargs="*", default=None, help="run modules whose name contains one of these")
+    args = parser.parse_args()
+    modules = sorted(p.stem for p in HERE.glob("bench_*.py"))
+    if args.only:
+        modules = [m for m in modules if any(word in m for word in args.only)]
+    sections = json.loads(STORE.read_text()) if STORE.exists() else {}
+    measured_on = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {_machine()}"
+    for name in modules:
+        print(f"== {name}", flush=True)
+        rows = importlib.import_module(f"benchmarks.{name}").run()
+        for row in rows:
+            print(f"   {row['name']:<58} {_fmt(row['value'], row['unit']):>14}   {row.get('note', '')}", flush=True)
+        paragraph = (importlib.import_module(f"benchmarks.{name}").__doc__ or "").strip().split("\n\n")[0]
+        sections[name] = {"summary": " ".join(paragraph.split()), "rows": rows, "measured": measured_on}
+        write_doc(sections)  # after every module: a later failure keeps what was measured
     print(f"wrote {DOC}")
 
 

@@ -12,10 +12,11 @@ REPO = Path(__file__).resolve().parents[1]
 BINANCE_DIR = REPO.parent / "shared" / "data" / "binance"
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="session")
 def one_torch_thread():
     """Tiny tensors on a shared 2-core machine: one torch thread avoids OpenMP oversubscription stalls (up to 10x
-    slower otherwise) and keeps CPU results independent of the thread count."""
+    slower otherwise). Session scope, so module-scoped fixtures that train run with the same thread count as the
+    tests that retrain and compare bit for bit (CPU reductions are only reproducible at a fixed thread count)."""
     import torch
 
     previous = torch.get_num_threads()
