@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Dagster flags preview/beta APIs we chose deliberately (partitioned checks, multi→single mappings) on every load.
     warnings.filterwarnings("ignore", message=".*(is currently in (preview|beta)|Definitions.resolve_job_def).*")
+    # MLflow hints about dataset-source guessing and integer schema columns: informational, shown on every run.
+    warnings.filterwarnings("ignore", module="mlflow.*", category=UserWarning)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
