@@ -112,7 +112,7 @@ def build_world_model_assets(settings: PipelineSettings,
         test_start, test_end = split.range_ms("test")
         first_symbol = next(iter(train_tokens))
         first = train_tokens[first_symbol]
-        example_tokens = first["token"].to_numpy(np.int64)[None, : min(32, len(first))]  # (1, L)
+        example_tokens = first["token"].to_numpy(np.int64)[None, : min(32, len(first))].copy()  # (1, L), writable
         first_exo = None if exo is None else exo[first_symbol]
         with torch.no_grad():
             example_out = result.model.context_encoder(torch.as_tensor(example_tokens),
