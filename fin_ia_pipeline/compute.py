@@ -10,6 +10,7 @@ it is there (``fin_ia_models.utils.device``) and falls back to CPU, so the same 
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,12 +56,24 @@ def training_checkpoint_dir(home: str, context) -> Path:
     return Path(home) / "checkpoints" / context.run.run_id / context.asset_key.to_user_string().replace("/", "__")
 
 
-def preempted_retry(err: Exception) -> Exception:
-    """A spot GPU was reclaimed (SIGTERM → checkpoint saved → ``TrainingPreempted``): ask Dagster to retry the step,
-    which resumes from the checkpoint. Only preemption is retried; a real error fails the step at once."""
+def train_resumably(context, home: str, train, *args, checkpoint_every_n_steps: int, **kwargs):
+    """Run a library training entry point (``train_tokenizer``, ``train_jepa``) preemption-safe.
+
+    It checkpoints every ``checkpoint_every_n_steps`` and on SIGTERM into ``training_checkpoint_dir``. A spot GPU
+    reclaimed mid-run (``TrainingPreempted``) becomes a Dagster retry of the step, which resumes from that checkpoint;
+    any other error fails the step at once. After success the resumable state is deleted.
+    """
     import dagster as dg
 
-    return dg.RetryRequested(max_retries=3, seconds_to_wait=30)
+    from fin_ia_models.utils.preemption import TrainingPreempted
+
+    checkpoints = training_checkpoint_dir(home, context)
+    try:
+        result = train(*args, checkpoint_dir=checkpoints, checkpoint_every_n_steps=checkpoint_every_n_steps, **kwargs)
+    except TrainingPreempted as err:
+        raise dg.RetryRequested(max_retries=3, seconds_to_wait=30) from err
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    return result
 
 
 def gpu_asset_kwargs(spec: GpuPodSpec | None = None) -> dict:

@@ -92,3 +92,40 @@ def test_local_instance_limits_the_gpu_pool():
 
     config = yaml.safe_load((REPO / "dagster_home" / "dagster.yaml").read_text())
     assert config["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
+
+
+def test_train_resumably_retries_only_preemption_and_cleans_up(tmp_path):
+    """The shared preemption wrapper: TrainingPreempted → a Dagster retry (the checkpoint stays for the resume);
+    success → the resumable state is removed; any other error propagates unchanged."""
+    import types
+
+    import dagster as dg
+
+    from fin_ia_models.utils.preemption import TrainingPreempted
+    from fin_ia_pipeline.compute import train_resumably, training_checkpoint_dir
+
+    context = types.SimpleNamespace(run=types.SimpleNamespace(run_id="run-1"), asset_key=dg.AssetKey("tokenizer_model"))
+    seen = {}
+
+    def preempted(checkpoint_dir, checkpoint_every_n_steps):
+        checkpoint_dir.mkdir(parents=True)
+        (checkpoint_dir / "last.ckpt").write_text("state")
+        raise TrainingPreempted(checkpoint_dir / "last.ckpt", 7)
+
+    with pytest.raises(dg.RetryRequested):
+        train_resumably(context, str(tmp_path), preempted, checkpoint_every_n_steps=5)
+    where = training_checkpoint_dir(str(tmp_path), context)
+    assert (where / "last.ckpt").exists()
+
+    def finished(checkpoint_dir, checkpoint_every_n_steps):
+        seen["dir"], seen["every"] = checkpoint_dir, checkpoint_every_n_steps
+        return "model"
+
+    assert train_resumably(context, str(tmp_path), finished, checkpoint_every_n_steps=5) == "model"
+    assert seen == {"dir": where, "every": 5} and not where.exists()
+
+    def broken(checkpoint_dir, checkpoint_every_n_steps):
+        raise ValueError("bad data")
+
+    with pytest.raises(ValueError, match="bad data"):
+        train_resumably(context, str(tmp_path), broken, checkpoint_every_n_steps=5)

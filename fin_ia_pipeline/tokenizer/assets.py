@@ -1,6 +1,5 @@
 """Strate I assets: ``tokenizer_model`` (trained on the training window) and ``token_sequences`` (per symbol)."""
 
-import shutil
 import tempfile
 
 import dagster as dg
@@ -19,8 +18,7 @@ from fin_ia_models.tracking.runs import flatten
 from fin_ia_models.tokenizer.metrics import code_usage
 from fin_ia_models.tokenizer.model import TokenizerModel
 from fin_ia_models.tokenizer.train import train_tokenizer
-from fin_ia_models.utils.preemption import TrainingPreempted
-from fin_ia_pipeline.compute import gpu_asset_kwargs, preempted_retry, training_checkpoint_dir
+from fin_ia_pipeline.compute import gpu_asset_kwargs, train_resumably
 from fin_ia_pipeline.settings import PipelineSettings
 from fin_ia_pipeline.tokenizer.candles import series_by_symbol
 from fin_ia_pipeline.tracking.resource import MlflowResource, model_metadata
@@ -77,14 +75,9 @@ def build_tokenizer_assets(settings: PipelineSettings,
         context.log.info(f"training {quantizer} tokenizer ({profile}) on {', '.join(train)}: "
                          f"{sum(map(len, train.values()))} candles; test on {sum(map(len, test.values()))}")
         with tempfile.TemporaryDirectory() as tmp:
-            checkpoints = training_checkpoint_dir(settings.home, context)
-            try:
-                result = train_tokenizer(train, tok_config, seed, tmp, eval_candles=test,
-                                         checkpoint_dir=checkpoints,
-                                         checkpoint_every_n_steps=config.checkpoint_every_n_steps)
-            except TrainingPreempted as err:
-                raise preempted_retry(err) from err
-            shutil.rmtree(checkpoints, ignore_errors=True)  # trained: the resumable state is no longer needed
+            result = train_resumably(context, settings.home, train_tokenizer,
+                                     train, tok_config, seed, tmp, eval_candles=test,
+                                     checkpoint_every_n_steps=config.checkpoint_every_n_steps)
         held_out = np.concatenate([encode_candles(result.model, f)["token"].to_numpy() for f in test.values()])
         counts = np.bincount(held_out, minlength=result.model.codebook_size)
         m = result.metrics

@@ -1,6 +1,5 @@
 """Strate II assets: ``jepa_encoder`` (Fin-JEPA trained on token sequences) and ``jepa_embeddings`` (per symbol)."""
 
-import shutil
 import tempfile
 
 import dagster as dg
@@ -20,8 +19,7 @@ from fin_ia_models.world_model.sequences import latent_columns
 from fin_ia_models.world_model.train import train_jepa
 from fin_ia_models.tracking.datasets import dataset_ref
 from fin_ia_models.tracking.runs import flatten
-from fin_ia_models.utils.preemption import TrainingPreempted
-from fin_ia_pipeline.compute import gpu_asset_kwargs, preempted_retry, training_checkpoint_dir
+from fin_ia_pipeline.compute import gpu_asset_kwargs, train_resumably
 from fin_ia_pipeline.settings import PipelineSettings
 from fin_ia_pipeline.tokenizer.candles import series_by_symbol
 from fin_ia_pipeline.tracking.resource import MlflowResource, model_metadata
@@ -97,14 +95,9 @@ def build_world_model_assets(settings: PipelineSettings,
         context.log.info(f"training Fin-JEPA ({profile}, exo-clock {'on' if config.exo_clock else 'off'}) on "
                          + ", ".join(f"{s}: {len(f)} tokens" for s, f in train_tokens.items()))
         with tempfile.TemporaryDirectory() as tmp:
-            checkpoints = training_checkpoint_dir(settings.home, context)
-            try:
-                result = train_jepa(train_tokens, jepa_config, seed, tmp, exo=exo,
-                                    checkpoint_dir=checkpoints,
-                                    checkpoint_every_n_steps=config.checkpoint_every_n_steps)
-            except TrainingPreempted as err:
-                raise preempted_retry(err) from err
-            shutil.rmtree(checkpoints, ignore_errors=True)  # trained: the resumable state is no longer needed
+            result = train_resumably(context, settings.home, train_jepa,
+                                     train_tokens, jepa_config, seed, tmp, exo=exo,
+                                     checkpoint_every_n_steps=config.checkpoint_every_n_steps)
         scores = probe_scores(result.model, tokens, exo, candles, split)
         context.log.info("probes on the test window: " + ", ".join(f"{k}={v:.4g}" for k, v in scores.items()))
         tok = tokenizer_model.fin_ia_lineage
