@@ -7,6 +7,10 @@ STAMP := $(VENV)/.installed
 # CUDA wheels. On the development and CI machines this exact version is served from a local wheel. Override on
 # other machines, e.g. `make TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu" test`.
 TORCH_SPEC ?= torch==2.13.0
+# torchcfm (OT-CFM matcher, Tong et al. 2023) without its dependencies: it pins torchdyn, which pulls torchvision (a
+# CUDA torch build of several GB), Jupyter and poethepoet, none of which the matcher imports. What it does import
+# (torch, numpy, scipy, POT, torchdiffeq) is in pyproject.toml.
+TORCHCFM_SPEC ?= torchcfm==1.0.7
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 
 .PHONY: install demo test ui mlflow bench clean-state
@@ -16,6 +20,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_SPEC)
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps $(TORCHCFM_SPEC)
 	touch $(STAMP)
 
 install: $(STAMP)
