@@ -9,13 +9,15 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from fin_ia_models.utils.config_io import ConfigDict
+
 
 def _ms(date: str) -> int:
     return int(pd.Timestamp(date, tz="UTC").value // 1_000_000)
 
 
 @dataclass(frozen=True)
-class TimeSplit:
+class TimeSplit(ConfigDict):
     """Train / validation / test ranges (UTC dates, end inclusive) plus an embargo between them.
 
     The embargo drops candles right after a boundary from the later set so that windows straddling the boundary
@@ -47,11 +49,14 @@ class TimeSplit:
         return start_ms, _ms(end) + 86_400_000  # end date inclusive → exclusive bound at next midnight
 
 
-PROFILES = ("demo", "full")
+# demo: small models, many passes over the four-month demo window, CPU minutes inside ``make demo``;
+# cpu:  the same small models over the full history (train <= 2023, test 2024): what the CPU result reports run;
+# full: H100 scale over the full history.
+PROFILES = ("demo", "cpu", "full")
 
 
 def check_profile(profile: str) -> str:
-    """Validate a profile name (``demo``: CPU minutes inside ``make demo``; ``full``: H100 scale)."""
+    """Validate a profile name (see ``PROFILES``)."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: expected one of {', '.join(PROFILES)}")
     return profile
@@ -67,5 +72,5 @@ def demo_time_split() -> TimeSplit:
 
 
 def time_split_for(profile: str) -> TimeSplit:
-    """The time split every stage uses under ``profile`` (``full``: train ≤ 2023-12-31, test = 2024)."""
+    """The time split every stage uses under ``profile`` (``cpu``/``full``: train ≤ 2023-12-31, test = 2024)."""
     return demo_time_split() if check_profile(profile) == "demo" else TimeSplit()

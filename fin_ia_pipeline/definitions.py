@@ -1,4 +1,8 @@
-"""Entry point of the code location: merges every stage's Definitions.
+"""Entry point of the code location: discovers the stages and merges their Definitions with the shared resources.
+
+A stage is a sub-package of ``fin_ia_pipeline`` with a ``definitions.py`` that defines ``build_defs(settings)``
+(market_data, tokenizer, world_model, ..., automation). Adding a stage is adding such a folder: nothing here lists
+them. Resources every stage shares (MLflow, the model and frame IO managers) are built once, here.
 
 Settings come from the environment (see ``fin_ia_pipeline.settings``) when ``build_definitions`` runs; tests call it
 with explicit settings.
@@ -6,13 +10,23 @@ with explicit settings.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import dagster as dg
 
-from fin_ia_pipeline.automation.definitions import build_automation_defs
-from fin_ia_pipeline.market_data.definitions import build_market_data_defs
+import fin_ia_pipeline
+from fin_ia_pipeline.resources import shared_resources
 from fin_ia_pipeline.settings import PipelineSettings
-from fin_ia_pipeline.tokenizer.definitions import build_tokenizer_defs
-from fin_ia_pipeline.world_model.definitions import build_world_model_defs
+
+
+def stage_modules() -> list[str]:
+    """``fin_ia_pipeline.<stage>.definitions`` of every stage folder, in name order."""
+    found = []
+    for info in sorted(pkgutil.iter_modules(fin_ia_pipeline.__path__), key=lambda i: i.name):
+        if info.ispkg and importlib.util.find_spec(f"fin_ia_pipeline.{info.name}.definitions") is not None:
+            found.append(f"fin_ia_pipeline.{info.name}.definitions")
+    return found
 
 
 def executor_for(settings: PipelineSettings) -> dg.ExecutorDefinition:
@@ -29,9 +43,9 @@ def executor_for(settings: PipelineSettings) -> dg.ExecutorDefinition:
 
 def build_definitions(settings: PipelineSettings | None = None) -> dg.Definitions:
     settings = settings or PipelineSettings.from_env()
-    stages = dg.Definitions.merge(build_market_data_defs(settings), build_tokenizer_defs(settings),
-                                  build_world_model_defs(settings), build_automation_defs(settings))
-    return dg.Definitions.merge(stages, dg.Definitions(executor=executor_for(settings)))
+    stages = [importlib.import_module(name).build_defs(settings) for name in stage_modules()]
+    shared = dg.Definitions(resources=shared_resources(settings), executor=executor_for(settings))
+    return dg.Definitions.merge(*stages, shared)
 
 
 defs = build_definitions()

@@ -2,8 +2,10 @@
 
 Embedded defaults: the sqlite Dagster instance in ``dagster_home/``, parquet and checkpoints under
 ``.fin_ia/storage`` and the seeded synthetic market (no network). The window is the ``demo`` profile's time split
-(train, val, test), so every stage trains and is scored out of sample. Every run lands in the instance, so
-``make ui`` shows what the demo produced.
+(train, val, test), so every stage trains and is scored out of sample. The demo walks the asset graph in
+topological order and materializes each asset over its own partitions, with its checks (the champion gates
+included, so ``@champion`` exists afterwards); it names no stage. Every run lands in the instance, so ``make ui``
+shows what the demo produced.
 """
 
 from __future__ import annotations
@@ -17,14 +19,13 @@ import dagster as dg
 import pandas as pd
 
 from fin_ia_pipeline.definitions import build_definitions
+from fin_ia_pipeline.market_data.assets import MARKET_DATA
 from fin_ia_pipeline.market_data.partitions import candle_partition_key
 from fin_ia_pipeline.settings import PipelineSettings
 
 log = logging.getLogger("fin_ia.demo")
 # Dagster's own step events are DEBUG; INFO keeps the assets' progress lines (epochs, probe scores).
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-# The demo window holds ~4k training patches, not the ~40k the demo profile's 6 epochs are sized for: more passes.
-DEMO_TOKENIZER_EPOCHS = 40
 
 
 def demo_dates(settings: PipelineSettings) -> list[str]:
@@ -32,19 +33,15 @@ def demo_dates(settings: PipelineSettings) -> list[str]:
     return [d.strftime("%Y-%m-%d") for d in pd.date_range(split.train_start, split.test_end, freq="D")]
 
 
-def _meta(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+def _metadata(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict:
     for event in result.get_asset_materialization_events():
-        if event.asset_key.to_user_string() == asset:
+        if event.asset_key == key:
             return {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
-    raise RuntimeError(f"{asset} was not materialized")
+    raise RuntimeError(f"{key.to_user_string()} was not materialized")
 
 
-def run_demo(settings: PipelineSettings, instance: dg.DagsterInstance) -> dict:
-    """Materialize every stage over the demo window; return a summary of what was produced."""
-    defs = build_definitions(settings)
+def _materialize_candles(defs: dg.Definitions, settings: PipelineSettings, instance, summary: dict) -> None:
     candle_job = defs.resolve_job_def("refresh_candles")
-    started = time.perf_counter()
-    summary: dict = {"candles": 0, "gaps": 0, "failed_partitions": 0, "dates": demo_dates(settings)}
     for symbol in settings.symbols:
         for day in summary["dates"]:
             result = candle_job.execute_in_process(
@@ -55,28 +52,39 @@ def run_demo(settings: PipelineSettings, instance: dg.DagsterInstance) -> dict:
                 summary["failed_partitions"] += 1
                 log.error("ohlcv_candles %s %s failed", symbol, day)
                 continue
-            meta = _meta(result, "ohlcv_candles")
+            meta = _metadata(result, dg.AssetKey("ohlcv_candles"))
             summary["candles"] += meta["rows"]
             summary["gaps"] += meta["gaps"]
         log.info("ohlcv_candles %s: %d days materialized", symbol, len(summary["dates"]))
+
+
+def run_demo(settings: PipelineSettings, instance: dg.DagsterInstance) -> dict:
+    """Materialize every asset over the demo window, in graph order; return a summary of what was produced."""
+    defs = build_definitions(settings)
+    started = time.perf_counter()
+    summary: dict = {"candles": 0, "gaps": 0, "failed_partitions": 0, "dates": demo_dates(settings), "assets": {},
+                     "checks": []}
+    _materialize_candles(defs, settings, instance, summary)
     summary["candle_seconds"] = round(time.perf_counter() - started, 1)
     if summary["failed_partitions"]:
         return summary
 
-    assets = list(defs.assets)
-
-    def materialize(name: str, partition: str | None = None, config: dict | None = None) -> dict:
-        run_config = {**QUIET, **({"ops": {name: {"config": config}}} if config else {})}
-        result = dg.materialize(assets, selection=[name], partition_key=partition, resources=defs.resources,
-                                instance=instance, run_config=run_config)
-        return _meta(result, name)
-
-    t = time.perf_counter()
-    summary["tokenizer_model"] = materialize("tokenizer_model", config={"epochs": DEMO_TOKENIZER_EPOCHS})
-    summary["token_sequences"] = {s: materialize("token_sequences", s) for s in settings.symbols}
-    summary["jepa_encoder"] = materialize("jepa_encoder")
-    summary["jepa_embeddings"] = {s: materialize("jepa_embeddings", s) for s in settings.symbols}
-    summary["model_seconds"] = round(time.perf_counter() - t, 1)
+    graph = defs.resolve_asset_graph()
+    everything = [*defs.assets, *defs.asset_checks]
+    started = time.perf_counter()
+    for key in graph.toposorted_asset_keys:
+        if graph.get(key).group_name == MARKET_DATA:
+            continue
+        partitions_def = defs.resolve_assets_def(key).partitions_def
+        partitions = partitions_def.get_partition_keys() if partitions_def else [None]
+        for partition in partitions:
+            result = dg.materialize(everything, selection=dg.AssetSelection.assets(key), partition_key=partition,
+                                    resources=defs.resources, instance=instance, run_config=QUIET)
+            summary["assets"].setdefault(key.to_user_string(), {})[partition] = _metadata(result, key)
+            summary["checks"] += [(e.asset_key.to_user_string(), e.check_name, e.passed,
+                                   e.metadata.get("reason", dg.MetadataValue.text("")).value)
+                                  for e in result.get_asset_check_evaluations()]
+    summary["model_seconds"] = round(time.perf_counter() - started, 1)
     summary["storage"] = str(Path(settings.storage_root).resolve())
     summary["dagster_home"] = os.environ.get("DAGSTER_HOME", "")
     return summary
@@ -93,20 +101,15 @@ def format_summary(summary: dict, settings: PipelineSettings) -> str:
         f"{dates[0]} … {dates[-1]}): {summary['candles']} candles, {summary['gaps']} gaps, "
         f"{summary['failed_partitions']} failed ({summary['candle_seconds']} s)",
     ]
-    if "tokenizer_model" in summary:
-        tok, jepa = summary["tokenizer_model"], summary["jepa_encoder"]
-        seqs = ", ".join(f"{s} {m['rows']} tokens" for s, m in summary["token_sequences"].items())
-        embs = ", ".join(f"{s} {m['rows']}×{m['dim']}" for s, m in summary["jepa_embeddings"].items())
+    for asset, by_partition in summary["assets"].items():
+        parts = [(f"{p}: " if p else "") + str(m.get("summary", f"{m.get('rows', '?')} rows"))
+                 for p, m in by_partition.items()]
+        lines.append(f"  {asset:<17} " + "; ".join(parts))
+    for asset, check, passed, reason in summary["checks"]:
+        lines.append(f"  check {asset}.{check}: {'passed' if passed else 'did not pass'}"
+                     + (f" ({reason})" if reason else ""))
+    if "model_seconds" in summary:
         lines += [
-            f"  tokenizer_model   {tok['quantizer']}: test-window utilization {tok['utilization']:.1%} "
-            f"(uniform ceiling for {tok['test_patches']} patches: {tok['uniform_expected_utilization']:.1%}), "
-            f"perplexity {tok['perplexity']:.1f}, recon MAE {tok['recon_mae']:.4g} "
-            f"(patch-mean baseline {tok['recon_mae_patch_mean_baseline']:.4g})",
-            f"  token_sequences   {seqs}",
-            f"  jepa_encoder      {jepa['steps']} steps, final loss {jepa['final_loss']:.4g}, effective rank "
-            f"{jepa['collapse_effective_rank']:.1f}/{int(jepa['collapse_dim'])}; test-window probe R² of next-24h "
-            f"realized vol: JEPA {jepa['probe_jepa_rv_r2']:.3f} vs raw features {jepa['probe_raw_rv_r2']:.3f}",
-            f"  jepa_embeddings   {embs}",
             f"  models took       {summary['model_seconds']} s",
             f"  storage           {summary['storage']} (ohlcv_candles/, models/, frames/)",
             f"  dagster instance  {summary['dagster_home']} (runs, materializations, check results)",

@@ -37,8 +37,13 @@ def _load(path: Path) -> dict:
 
 
 def env_vars_read_by_code() -> set[str]:
-    """Every environment variable name the project's Python code reads (fin_ia_pipeline and fin_ia_models)."""
-    names: set[str] = set()
+    """Every environment variable name the project's Python code reads (fin_ia_pipeline and fin_ia_models): the
+    variables the settings object declares, plus any read directly with os.environ / os.getenv."""
+    import dataclasses
+
+    from fin_ia_pipeline.settings import PipelineSettings
+
+    names: set[str] = {f.metadata["env"] for f in dataclasses.fields(PipelineSettings) if "env" in f.metadata}
     for package in ("fin_ia_pipeline", "fin_ia_models"):
         for source in (REPO / package).rglob("*.py"):
             for match in _ENV_READ.finditer(source.read_text()):
@@ -260,13 +265,12 @@ def test_mlflow_manifest_uses_postgres_from_a_secret_and_an_object_store():
     assert int(flag_value(argv, "--port")) == container["ports"][0]["containerPort"] == 5000
 
 
-def test_gpu_settings_in_helm_produce_the_documented_node_selector(monkeypatch):
+def test_gpu_settings_in_helm_produce_the_documented_node_selector():
     from fin_ia_pipeline.compute import GpuPodSpec
+    from fin_ia_pipeline.settings import PipelineSettings
 
-    for name, value in helm_env().items():
-        if name.startswith("FIN_IA_GPU_"):
-            monkeypatch.setenv(name, value)
-    config = GpuPodSpec.from_env().k8s_config()
+    gpu_env = {name: value for name, value in helm_env().items() if name.startswith("FIN_IA_GPU_")}
+    config = GpuPodSpec.from_settings(PipelineSettings.from_env(gpu_env)).k8s_config()
     ((label, value),) = config["pod_spec_config"]["node_selector"].items()
     readme = README.read_text()
     assert f"`{label}:\n{value}`" in readme or f"`{label}: {value}`" in readme

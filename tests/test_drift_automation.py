@@ -65,7 +65,11 @@ def test_drift_sensor_requests_retrain_only_on_drift_and_records_psi(tmp_path, d
     defs = build_definitions(settings)
     sensor = defs.resolve_sensor_def("token_drift")
     with dg.instance_for_test() as instance:
-        result = sensor(dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def()))
+        # what token_sequences records on materialization: the codebook size the sensor bins the codes of
+        instance.report_runless_asset_event(dg.AssetMaterialization("token_sequences", partition="BTC/USDT",
+                                                                    metadata={"codebook_size": 1024}))
+        with dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def()) as context:
+            result = sensor(context)
     (observation,) = result.asset_events
     assert observation.asset_key == dg.AssetKey("token_sequences") and observation.partition == "BTC/USDT"
     psi = observation.metadata["drift_psi"].value
@@ -78,8 +82,8 @@ def test_drift_sensor_requests_retrain_only_on_drift_and_records_psi(tmp_path, d
 def test_drift_sensor_without_tokens_requests_nothing(tmp_path):
     defs = build_definitions(PipelineSettings(home=str(tmp_path), symbols=("BTC/USDT",), split=SPLIT))
     with dg.instance_for_test() as instance:
-        result = defs.resolve_sensor_def("token_drift")(
-            dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def()))
+        with dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def()) as context:
+            result = defs.resolve_sensor_def("token_drift")(context)
     assert not result.run_requests and not result.asset_events
 
 

@@ -54,14 +54,14 @@ def test_cpu_asset_pod_gets_none_of_it(defs):
     assert defs.resolve_assets_def("ohlcv_candles").op.pool is None
 
 
-def test_pod_spec_is_configurable_from_the_environment(monkeypatch):
-    monkeypatch.setenv("FIN_IA_GPU_NODE_VALUE", "nvidia-h200-141gb")
-    monkeypatch.setenv("FIN_IA_GPU_COUNT", "2")
-    tags = gpu_asset_kwargs()["op_tags"]
-    config = tags["dagster-k8s/config"]
+def test_pod_spec_is_configurable_from_the_environment():
+    settings = PipelineSettings.from_env({"FIN_IA_GPU_NODE_VALUE": "nvidia-h200-141gb", "FIN_IA_GPU_COUNT": "2"})
+    kwargs = gpu_asset_kwargs(settings)
+    config = kwargs["op_tags"]["dagster-k8s/config"]
     assert config["pod_spec_config"]["node_selector"] == {"cloud.google.com/gke-accelerator": "nvidia-h200-141gb"}
     assert config["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == "2"
-    assert GpuPodSpec().gpus == 1  # the dataclass default is untouched
+    assert GpuPodSpec.from_settings(PipelineSettings()).gpus == 1  # the default is untouched
+    assert "gpu" in kwargs["kinds"] and kwargs["tags"] == {"fin_ia/compute": "gpu"}  # visible in graph and catalog
 
 
 def test_nothing_outside_compute_mentions_gpus():
@@ -94,38 +94,33 @@ def test_local_instance_limits_the_gpu_pool():
     assert config["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
 
 
-def test_train_resumably_retries_only_preemption_and_cleans_up(tmp_path):
+def test_resumable_training_retries_only_preemption_and_cleans_up_after_success(tmp_path):
     """The shared preemption wrapper: TrainingPreempted → a Dagster retry (the checkpoint stays for the resume);
-    success → the resumable state is removed; any other error propagates unchanged."""
+    any other error propagates unchanged and keeps the checkpoint too (a retry after e.g. an MLflow outage resumes
+    instead of retraining); only a block that succeeds removes the resumable state. Keyed by the root run, so a
+    re-execution of a failed run finds it."""
     import types
 
     import dagster as dg
 
     from fin_ia_models.utils.preemption import TrainingPreempted
-    from fin_ia_pipeline.compute import train_resumably, training_checkpoint_dir
+    from fin_ia_pipeline.compute import resumable_training, training_checkpoint_dir
 
-    context = types.SimpleNamespace(run=types.SimpleNamespace(run_id="run-1"), asset_key=dg.AssetKey("tokenizer_model"))
-    seen = {}
-
-    def preempted(checkpoint_dir, checkpoint_every_n_steps):
-        checkpoint_dir.mkdir(parents=True)
-        (checkpoint_dir / "last.ckpt").write_text("state")
-        raise TrainingPreempted(checkpoint_dir / "last.ckpt", 7)
-
-    with pytest.raises(dg.RetryRequested):
-        train_resumably(context, str(tmp_path), preempted, checkpoint_every_n_steps=5)
+    context = types.SimpleNamespace(run=types.SimpleNamespace(run_id="run-1", root_run_id=None),
+                                    asset_key=dg.AssetKey("tokenizer_model"))
     where = training_checkpoint_dir(str(tmp_path), context)
+    with pytest.raises(dg.RetryRequested):
+        with resumable_training(context, str(tmp_path)) as checkpoint_dir:
+            checkpoint_dir.mkdir(parents=True)
+            (checkpoint_dir / "last.ckpt").write_text("state")
+            raise TrainingPreempted(checkpoint_dir / "last.ckpt", 7)
     assert (where / "last.ckpt").exists()
-
-    def finished(checkpoint_dir, checkpoint_every_n_steps):
-        seen["dir"], seen["every"] = checkpoint_dir, checkpoint_every_n_steps
-        return "model"
-
-    assert train_resumably(context, str(tmp_path), finished, checkpoint_every_n_steps=5) == "model"
-    assert seen == {"dir": where, "every": 5} and not where.exists()
-
-    def broken(checkpoint_dir, checkpoint_every_n_steps):
-        raise ValueError("bad data")
-
-    with pytest.raises(ValueError, match="bad data"):
-        train_resumably(context, str(tmp_path), broken, checkpoint_every_n_steps=5)
+    with pytest.raises(ValueError, match="tracking store down"):
+        with resumable_training(context, str(tmp_path)) as checkpoint_dir:
+            raise ValueError("tracking store down")
+    assert (where / "last.ckpt").exists()
+    reexecution = types.SimpleNamespace(run=types.SimpleNamespace(run_id="run-2", root_run_id="run-1"),
+                                        asset_key=dg.AssetKey("tokenizer_model"))
+    with resumable_training(reexecution, str(tmp_path)) as checkpoint_dir:
+        assert checkpoint_dir == where and (checkpoint_dir / "last.ckpt").exists()
+    assert not where.exists()

@@ -129,14 +129,16 @@ def test_freshness_check_fails_when_stale_and_passes_after_refresh(tmp_path):
 def test_hourly_schedule_requests_today_and_yesterday_after_midnight(tmp_path):
     defs = build_definitions(settings_for(tmp_path))
     schedule = defs.resolve_schedule_def("hourly_candle_refresh")
+    # contexts used as context managers: a context left open leaks Dagster's current defs-state storage (a
+    # ContextVar) past the temporary instance, and a later test's definitions load then opens a deleted database
     with dg.instance_for_test() as instance:
-        ctx = dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
-                                        scheduled_execution_time=pd.Timestamp("2024-05-02 00:05", tz="UTC"))
-        keys = [str(r.partition_key) for r in schedule.evaluate_tick(ctx).run_requests]
+        with dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
+                                       scheduled_execution_time=pd.Timestamp("2024-05-02 00:05", tz="UTC")) as ctx:
+            keys = [str(r.partition_key) for r in schedule.evaluate_tick(ctx).run_requests]
         assert keys == ["2024-05-01|BTC/USDT", "2024-05-01|ETH/USDT", "2024-05-02|BTC/USDT", "2024-05-02|ETH/USDT"]
-        ctx = dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
-                                        scheduled_execution_time=pd.Timestamp("2024-05-02 13:05", tz="UTC"))
-        keys = [str(r.partition_key) for r in schedule.evaluate_tick(ctx).run_requests]
+        with dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
+                                       scheduled_execution_time=pd.Timestamp("2024-05-02 13:05", tz="UTC")) as ctx:
+            keys = [str(r.partition_key) for r in schedule.evaluate_tick(ctx).run_requests]
         assert keys == ["2024-05-02|BTC/USDT", "2024-05-02|ETH/USDT"]
 
 

@@ -21,7 +21,7 @@ from fin_ia_models.data.sources.synthetic import SyntheticMarket, SyntheticMarke
 from fin_ia_models.data.storage import write_candles_parquet
 from fin_ia_models.tracking.lineage import resolve_lineage
 from fin_ia_pipeline.definitions import build_definitions
-from fin_ia_pipeline.tokenizer.candles import series_by_symbol
+from fin_ia_models.data.series import series_by_symbol
 from fin_ia_pipeline.market_data.resources import CandleStoreResource
 from fin_ia_pipeline.settings import PipelineSettings
 
@@ -107,10 +107,10 @@ def test_jepa_encoder_reports_probes_and_collapse_stats(pipeline):
     settings, defs, instance, results, _ = pipeline
     m = meta(results[("jepa_encoder", None)], "jepa_encoder")
     for key in ("probe_jepa_rv_r2", "probe_raw_rv_r2", "probe_jepa_sign_auc", "probe_raw_sign_accuracy",
-                "collapse_effective_rank", "collapse_std_min", "final_loss"):
+                "final_collapse_effective_rank", "final_collapse_std_min", "final_loss"):
         assert np.isfinite(m[key]), key
     assert m["exo_clock"] is True and m["steps"] == 8
-    assert m["collapse_effective_rank"] > 1.0
+    assert m["final_collapse_effective_rank"] > 1.0
 
 
 def test_jepa_embeddings_align_with_tokens(pipeline):

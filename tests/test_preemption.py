@@ -9,6 +9,8 @@ This file is also the subprocess worker: ``python tests/test_preemption.py WORKE
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import json
 import os
 import re
@@ -22,10 +24,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from fin_ia_models.tokenizer.config import TokenizerConfig
 from fin_ia_models.tokenizer.lightning_module import TokenizerLightning
 from fin_ia_models.tokenizer.train import train_tokenizer
+from fin_ia_models.training.checkpoint import checkpoint_extra
 from fin_ia_models.utils.preemption import (CHECKPOINT_NAME, ResumableSampler, TrainingPreempted, checkpoint_meta)
 from fin_ia_models.world_model.config import JEPAConfig, Mamba2Config, MaskingConfig
 from fin_ia_models.world_model.lightning_module import JEPALightning
@@ -40,7 +44,7 @@ JEPA = JEPAConfig(vocab_size=32, mixer=Mamba2Config(d_model=32, headdim=16, d_st
                   seq_len=64, batch_size=8, max_steps=16, lr=3e-3,
                   masking=MaskingConfig(n_blocks=2, block_ratio=(0.1, 0.2), min_context=4))
 TOTAL_STEPS = {"tokenizer": TOKENIZER.epochs * TOKENIZER.max_steps_per_epoch, "jepa": JEPA.max_steps}
-WEIGHTS_FILE = {"tokenizer": "tokenizer_vq.pt", "jepa": "jepa_encoder.pt"}
+WEIGHTS_FILE = {"tokenizer": "tokenizer_vq.safetensors", "jepa": "jepa_encoder.safetensors"}
 
 
 def _candles(n: int, seed: int) -> pd.DataFrame:
@@ -145,13 +149,13 @@ def test_sigterm_then_restart_resumes_and_matches_uninterrupted_run(kind, tmp_pa
     assert checkpoint_meta(ckpt)["reason"] == "complete"
 
     reference = _train(kind, tmp_path / "reference")  # uninterrupted, no checkpointing
-    resumed = torch.load(tmp_path / "out" / WEIGHTS_FILE[kind], weights_only=False)
+    resumed = load_file(tmp_path / "out" / WEIGHTS_FILE[kind])
     expected = reference.model.state_dict()
-    assert resumed["state_dict"].keys() == expected.keys()
+    assert resumed.keys() == expected.keys()
     for name, tensor in expected.items():
-        assert torch.equal(resumed["state_dict"][name], tensor), name
+        assert torch.equal(resumed[name], tensor), name
     if kind == "tokenizer":  # per-epoch history, accumulated over the two processes, is the uninterrupted one too
-        assert resumed["extra"]["history"] == reference.history
+        assert checkpoint_extra(tmp_path / "out" / WEIGHTS_FILE[kind])["history"] == reference.history
 
 
 def test_sigterm_on_the_last_batch_of_an_epoch_resumes_exactly(tmp_path, monkeypatch):
@@ -216,3 +220,41 @@ def test_guard_rails(tmp_path):
 
 if __name__ == "__main__":
     _worker(json.loads(sys.argv[1]))
+
+
+def test_a_corrupted_resume_checkpoint_is_refused_not_resumed(tmp_path):
+    """A flipped byte or a NaN in the resumable checkpoint never resumes silently into a different or broken model:
+    resuming names the file and refuses (fault-injection corpus: flips at 16 positions, a NaN in the weights, a NaN
+    in the optimizer state, a truncated file, a missing hash file)."""
+    from fin_ia_models.utils.preemption import resumable_checkpoint, verify_checkpoint
+
+    folder = tmp_path / "ckpt"
+    _train("jepa", tmp_path / "out", checkpoint_dir=folder, checkpoint_every_n_steps=EVERY)
+    path = folder / CHECKPOINT_NAME
+    verify_checkpoint(path)  # the intact one passes
+    fingerprint = checkpoint_meta(path)["fingerprint"]
+    good = path.read_bytes()
+    rng = np.random.default_rng(0)
+    for position in rng.choice(len(good), size=16, replace=False):
+        flipped = bytearray(good)
+        flipped[position] ^= 1 << int(rng.integers(0, 8))
+        path.write_bytes(bytes(flipped))
+        with pytest.raises(ValueError, match=f"{path}.*corrupt"):
+            resumable_checkpoint(folder, fingerprint)
+    path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match="corrupt"):
+        resumable_checkpoint(folder, fingerprint)
+    sidecar = folder / (CHECKPOINT_NAME + ".sha256")
+    for where in ("state_dict", "optimizer_states"):
+        ckpt = torch.load(io.BytesIO(good), weights_only=False)
+        if where == "state_dict":
+            next(iter(ckpt["state_dict"].values())).view(-1)[0] = float("nan")
+        else:
+            next(iter(ckpt["optimizer_states"][0]["state"].values()))["exp_avg"].view(-1)[0] = float("inf")
+        torch.save(ckpt, path)  # as if the NaN had been in memory when the checkpoint was written: hash matches
+        sidecar.write_text(hashlib.sha256(path.read_bytes()).hexdigest())
+        with pytest.raises(ValueError, match=f"{path}.*non-finite"):
+            resumable_checkpoint(folder, fingerprint)
+    sidecar.unlink()
+    with pytest.raises(ValueError, match="has no last.ckpt.sha256"):
+        resumable_checkpoint(folder, fingerprint)

@@ -9,7 +9,11 @@ import torch
 from fin_ia_models.tracking.datasets import dataset_ref, frames_digest
 from fin_ia_models.tracking.lineage import LineageError, format_lineage, parse_model_spec, resolve_lineage
 from fin_ia_models.tracking.registry import Gate, promote_if_better
-from fin_ia_models.tracking.runs import TrackingTarget, UpstreamModel, flatten, load_registered_model, log_trained_model
+from fin_ia_models.tokenizer.config import TokenizerConfig
+from fin_ia_models.tokenizer.model import TokenizerModel
+from fin_ia_models.tracking.runs import (SHA_TAG, TrackingTarget, UpstreamModel, flatten, load_registered_model,
+                                         log_trained_model)
+from fin_ia_models.training.result import TrainingResult
 from tests.conftest import make_candles
 
 
@@ -18,18 +22,24 @@ def target(tmp_path) -> TrackingTarget:
     return TrackingTarget(f"sqlite:///{tmp_path / 'mlflow.db'}", (tmp_path / "artifacts").as_uri())
 
 
+TINY = TokenizerConfig(quantizer="fsq", hidden_dim=8, latent_dim=4, n_layers=4)
+
+
+def tiny_model(seed: int = 0) -> TokenizerModel:
+    torch.manual_seed(seed)
+    return TokenizerModel(TINY).eval()
+
+
 def log_tiny(target, name, metrics, upstream=(), frames=None):
-    torch.manual_seed(0)
-    model = torch.nn.Linear(3, 2)
+    model = tiny_model()
     frames = frames or {"TEST/USDT": make_candles(24)}
-    x = np.zeros((1, 3), np.float32)
-    return log_trained_model(
-        target, experiment=name, model_name=name, model=model, params=flatten({"a": {"b": 1}, "c": 2}),
-        history=[{"loss": 1.0}, {"loss": 0.5}], final_metrics=metrics,
-        datasets=[dataset_ref("ohlcv_candles", frames, "timestamp", "1h", "/data/ohlcv_candles")],
-        upstream=list(upstream), tags={"fin_ia.dagster.run_id": "run-123"}, input_example=x,
-        output_example=model(torch.as_tensor(x)).detach().numpy(),
-    )
+    x = np.zeros((1, TINY.patch_len, TINY.n_features), np.float32)
+    result = TrainingResult(model, TINY, 0, history=[{"loss": 1.0}, {"loss": 0.5}], metrics=metrics,
+                            datasets=[dataset_ref("ohlcv_candles", frames, "timestamp", "1h", "/data/ohlcv_candles")],
+                            input_example=x, output_example=model.encode(torch.as_tensor(x))[0].numpy())
+    return log_trained_model(target, experiment=name, model_name=name, kind="tokenizer", result=result,
+                             params=flatten({"a": {"b": 1}, "c": 2}), upstream=list(upstream),
+                             tags={"fin_ia.dagster.run_id": "run-123"})
 
 
 def test_digest_depends_on_values_only():
@@ -59,8 +69,9 @@ def test_one_run_one_version_candidate_alias_and_loadable(target):
     tags = {t.key: t.value for t in inp.tags}
     assert tags["digest_sha256"] == frames_digest({"TEST/USDT": make_candles(24)}) and tags["timeframe"] == "1h"
     model = load_registered_model(target.tracking_uri, logged.model_uri)
-    torch.manual_seed(0)
-    assert torch.equal(model.weight, torch.nn.Linear(3, 2).weight)  # the logged weights come back bit for bit
+    for name, tensor in tiny_model().state_dict().items():  # the logged weights come back bit for bit
+        assert torch.equal(model.state_dict()[name], tensor), name
+    assert client.get_model_version("fin-ia-test", "1").tags[SHA_TAG] == logged.sha256
 
 
 def test_promotion_moves_champion_only_when_the_gate_passes(target):
@@ -82,7 +93,7 @@ def test_promotion_moves_champion_only_when_the_gate_passes(target):
     assert accepted.promoted and accepted.champion_version == "1"
     assert str(client.get_model_version_by_alias("fin-ia-gate", "champion").version) == better.version
     # old versions stay loadable
-    assert isinstance(load_registered_model(target.tracking_uri, "models:/fin-ia-gate/1"), torch.nn.Linear)
+    assert isinstance(load_registered_model(target.tracking_uri, "models:/fin-ia-gate/1"), TokenizerModel)
 
 
 def test_gate_on_a_missing_metric_is_an_error(target):

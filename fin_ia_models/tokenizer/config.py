@@ -6,20 +6,22 @@ Same code for both profiles; only the numbers differ.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from fin_ia_models.config import check_profile
 from fin_ia_models.tokenizer.features import FEATURE_NAMES
+from fin_ia_models.training.schedule import LRSchedule
+from fin_ia_models.utils.config_io import ConfigDict
 
 QUANTIZERS = ("vq", "fsq")
 
 
 @dataclass(frozen=True)
-class TokenizerConfig:
+class TokenizerConfig(ConfigDict):
     """Everything that shapes the tokenizer: features, network, quantizer, losses and the training loop."""
 
     # --- quantizer -------------------------------------------------------------------------------------------------
-    quantizer: str = "vq"  # "vq": v1 spherical VQ-VAE with EMA codebook; "fsq": v6 SymLog + finite scalar quantization
+    quantizer: str = "fsq"  # "fsq": v6 SymLog + finite scalar quantization (the pipeline's); "vq": v1 spherical VQ-VAE
     codebook_size: int = 1024  # number of tokens; for FSQ it must equal prod(fsq_levels)
     # [8, 8, 4, 4] = 1024 codes. Mentzer et al. recommend levels >= 5 per channel where possible; with an exact power
     # of two we keep two fine channels (8) and two coarse ones (4) rather than five coarse [4]*5 channels.
@@ -49,8 +51,12 @@ class TokenizerConfig:
     commitment_weight: float = 0.25  # beta of the VQ commitment loss (van den Oord et al. 2017); unused by FSQ
 
     # --- training ---------------------------------------------------------------------------------------------------
-    lr: float = 2e-3  # AdamW learning rate (cosine-decayed to 10 % over training)
+    lr: float = 2e-3  # AdamW peak learning rate (see ``schedule``)
     weight_decay: float = 1e-4  # AdamW weight decay
+    # warm-up over the first 10 % of steps (at most 100), then cosine decay to 10 % of lr
+    schedule: LRSchedule = field(default_factory=lambda: LRSchedule(warmup_fraction=0.1, warmup_min_steps=0,
+                                                                     warmup_max_steps=100, floor=0.1))
+    grad_clip: float = 1.0  # gradient-norm clip: one outlier batch (a flash crash) cannot wreck the codebook
     batch_size: int = 256  # patches per step
     epochs: int = 8  # passes over the training patches
     train_stride: int = 2  # candles between consecutive TRAINING patch ends (1 = every offset; tokens use patch_len)
@@ -86,44 +92,34 @@ class TokenizerConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.sdtw_gamma <= 0:
             raise ValueError(f"sdtw_gamma must be > 0, got {self.sdtw_gamma}")
+        if self.grad_clip <= 0:
+            raise ValueError(f"grad_clip must be > 0, got {self.grad_clip}")
 
     @property
     def n_features(self) -> int:
         """Features per candle (see ``features.FEATURE_NAMES``)."""
         return len(FEATURE_NAMES)
 
-    def to_dict(self) -> dict:
-        """Plain dict (JSON- and checkpoint-friendly)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TokenizerConfig":
-        """Inverse of ``to_dict``; lists become tuples again."""
-        values = dict(values)
-        values["fsq_levels"] = tuple(values.get("fsq_levels", cls.fsq_levels))
-        return cls(**values)
-
     def with_overrides(self, **changes) -> "TokenizerConfig":
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
 
 
-def demo_config(quantizer: str = "vq", **overrides) -> TokenizerConfig:
-    """CPU profile: a few minutes on one core over a few years of hourly candles."""
-    values = dict(hidden_dim=64, n_layers=4, epochs=6, train_stride=2)
-    values.update(overrides)
-    return TokenizerConfig(quantizer=quantizer, **values)
+# Sizes per profile (fin_ia_models.config.PROFILES); every other field keeps its TokenizerConfig default.
+PROFILE_SIZES: dict[str, dict] = {
+    # CPU: a few minutes on one core over years of hourly candles (~41k training patches at stride 2, 6 passes)
+    "cpu": dict(hidden_dim=64, n_layers=4, epochs=6, train_stride=2),
+    # make demo: the same network over the four-month demo window (~4k patches), so more passes over it
+    "demo": dict(hidden_dim=64, n_layers=4, epochs=40, train_stride=2),
+    # H100: wider network, every patch offset, more epochs, torch.compile
+    "full": dict(hidden_dim=256, n_layers=5, latent_dim=32, epochs=60, train_stride=1, batch_size=1024, lr=1e-3,
+                 compile=True, dead_code_steps=200, revival_buffer_size=16384),
+}
 
 
-def full_config(quantizer: str = "vq", **overrides) -> TokenizerConfig:
-    """H100 profile: wider network, every patch offset, more epochs, torch.compile."""
-    values = dict(hidden_dim=256, n_layers=5, latent_dim=32, epochs=60, train_stride=1, batch_size=1024, lr=1e-3,
-                  compile=True, dead_code_steps=200, revival_buffer_size=16384)
-    values.update(overrides)
-    return TokenizerConfig(quantizer=quantizer, **values)
-
-
-def profile_config(profile: str, quantizer: str = "vq", **overrides) -> TokenizerConfig:
-    """``demo`` or ``full`` config for ``quantizer``."""
-    check_profile(profile)
-    return (demo_config if profile == "demo" else full_config)(quantizer, **overrides)
+def profile_config(profile: str, quantizer: str | None = None, **overrides) -> TokenizerConfig:
+    """The ``profile``'s tokenizer config; ``quantizer`` None keeps the default (``TokenizerConfig.quantizer``)."""
+    values = {**PROFILE_SIZES[check_profile(profile)], **overrides}
+    if quantizer is not None:
+        values["quantizer"] = quantizer
+    return TokenizerConfig(**values)

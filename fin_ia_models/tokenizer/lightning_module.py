@@ -1,4 +1,4 @@
-"""Lightning wrapper of ``TokenizerModel``: one optimizer step per batch of patches, AdamW with cosine decay,
+"""Lightning wrapper of ``TokenizerModel``: one optimizer step per batch of patches, AdamW with warm-up + cosine,
 per-epoch history (mean losses, dead codes revived) logged through python logging (logger ``fin_ia.tokenizer``).
 
 The history and the running sums of the current epoch travel in Lightning checkpoints, so a run resumed mid-epoch
@@ -8,12 +8,12 @@ statistics, dead-code counters and revival ring buffer are buffers of the model:
 from __future__ import annotations
 
 import logging
-import math
 
 import lightning as L
 import torch
 
 from fin_ia_models.tokenizer.model import TokenizerModel
+from fin_ia_models.training.schedule import adamw_with_schedule
 
 log = logging.getLogger("fin_ia.tokenizer")
 
@@ -75,15 +75,5 @@ class TokenizerLightning(L.LightningModule):
         self._revived_at_start = progress["revived_at_start"]
 
     def configure_optimizers(self):
-        config = self.model.config
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        warmup = min(100, self.total_steps // 10)
-
-        def schedule(step: int) -> float:  # linear warm-up, then cosine decay to 10 % of lr
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, self.total_steps - warmup))
-            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        c = self.model.config
+        return adamw_with_schedule(self.model.parameters(), c.lr, c.weight_decay, self.total_steps, c.schedule)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fin_ia_models.config import TimeSplit
+from fin_ia_models.config import PROFILES, TimeSplit
 from fin_ia_models.data.sources.files import read_candle_file
 from fin_ia_models.tokenizer.config import QUANTIZERS, profile_config
 from fin_ia_models.tokenizer.features import make_patches
@@ -36,7 +36,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--symbols", nargs="+", default=["BTCUSDT", "ETHUSDT"])
     parser.add_argument("--timeframe", default="1h")
     parser.add_argument("--quantizers", nargs="+", default=list(QUANTIZERS), choices=QUANTIZERS)
-    parser.add_argument("--profile", default="demo", choices=["demo", "full"])
+    parser.add_argument("--profile", default="cpu", choices=PROFILES)
     parser.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     parser.add_argument("--train-stride", type=int, default=None, help="override the profile's train_stride")
     parser.add_argument("--seed", type=int, default=0)
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
         dense = evaluate_patches(result.model, _test_patches(frames, config, 1, test_start_ms, test_end_ms))
         results["quantizers"][quantizer] = {
             "config": config.to_dict(), "wall_time_s": wall, "device": result.device,
-            "n_train_patches": result.n_train_patches, "checkpoint": str(result.checkpoint_path),
+            "n_train_patches": result.info["n_train_patches"], "checkpoint": str(result.checkpoint_path),
             "history": result.history, "test_tokens": tokens, "test_dense": dense,
         }
         for name, m in (("test_tokens (non-overlapping)", tokens), ("test_dense (stride 1)", dense)):

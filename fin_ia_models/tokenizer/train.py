@@ -1,5 +1,5 @@
-"""The one training entry point of the tokenizer: plain arguments in (candles, config, seed, output dir), a
-``TrainResult`` out (metrics on held-out patches, per-epoch history, checkpoint path). Wiring only.
+"""The training entry point of the tokenizer: plain arguments in (candles, config, seed, output dir), a
+``TrainingResult`` out (model, held-out metrics, per-epoch history, checkpoint path). Wiring only.
 
 With ``checkpoint_dir`` the run is preemption-safe (``fin_ia_models.utils.preemption``): it resumes from the
 checkpoint found there, saves one every ``checkpoint_every_n_steps`` optimizer steps and on SIGTERM."""
@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pandas as pd
 import torch
@@ -24,27 +21,13 @@ from fin_ia_models.tokenizer.features import Patches, step_ms, make_patches
 from fin_ia_models.tokenizer.lightning_module import TokenizerLightning
 from fin_ia_models.tokenizer.metrics import evaluate_patches
 from fin_ia_models.tokenizer.model import TokenizerModel
+from fin_ia_models.training.lightning_fit import fit_resumably
+from fin_ia_models.training.result import TrainingResult
 from fin_ia_models.utils.device import choose_device
-from fin_ia_models.utils.preemption import (PreemptionCheckpoint, ResumableLoader, resumable_checkpoint,
-                                            training_fingerprint)
+from fin_ia_models.utils.preemption import ResumableLoader, training_fingerprint
 from fin_ia_models.utils.seeding import seed_everything
 
 log = logging.getLogger("fin_ia.tokenizer")
-
-
-@dataclass
-class TrainResult:
-    """What ``train_tokenizer`` returns."""
-
-    checkpoint_path: Path  # the saved checkpoint (``checkpoint.load_tokenizer`` reads it back)
-    metrics: dict[str, float]  # held-out usage + reconstruction metrics, plus revived-code totals
-    history: list[dict[str, float]]  # one row per epoch: loss, huber, sdtw, commit, revived, lr
-    model: TokenizerModel  # the trained model, on CPU, in eval mode
-    config: TokenizerConfig
-    n_train_patches: int
-    n_eval_patches: int
-    wall_time_s: float
-    device: str  # where it trained (device name)
 
 
 def _frames(candles) -> list[pd.DataFrame]:
@@ -89,18 +72,6 @@ def split_patches(frames: list[pd.DataFrame], config: TokenizerConfig,
     return train, held_out
 
 
-@contextmanager
-def _quiet_lightning():
-    """Lightning announces devices at INFO level on every Trainer; keep our own logger the only voice."""
-    lightning_log = logging.getLogger("lightning.pytorch")
-    level = lightning_log.level
-    lightning_log.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        lightning_log.setLevel(level)
-
-
 def train_tokenizer(
     candles: list[pd.DataFrame] | dict[str, pd.DataFrame],
     config: TokenizerConfig,
@@ -112,8 +83,8 @@ def train_tokenizer(
     model: TokenizerModel | None = None,
     checkpoint_dir: str | Path | None = None,
     checkpoint_every_n_steps: int = 0,
-) -> TrainResult:
-    """Train a tokenizer on ``candles`` and write ``output_dir/tokenizer_<quantizer>.pt`` atomically.
+) -> TrainingResult:
+    """Train a tokenizer on ``candles`` and write ``output_dir/tokenizer_<quantizer>.safetensors`` atomically.
 
     ``eval_candles``: held-out frames for the metrics (else the last ``val_fraction`` of each series).
     ``num_threads``: torch CPU threads during training (restored afterwards). ``model``: start from this model
@@ -126,10 +97,10 @@ def train_tokenizer(
     ``checkpoint_every_n_steps``: also save every that many optimizer steps (0 = only on SIGTERM and at the end).
     On SIGTERM the step in flight finishes, is saved, and ``TrainingPreempted`` is raised. On CPU the resumed run
     ends with the same weights as an uninterrupted one, bit for bit.
+
+    Result: ``metrics`` are the held-out usage and reconstruction metrics plus ``revived_total``; ``info`` holds
+    ``n_train_patches`` and ``n_eval_patches``; ``history`` one row per epoch.
     """
-    if checkpoint_every_n_steps < 0 or (checkpoint_every_n_steps and checkpoint_dir is None):
-        raise ValueError(f"checkpoint_every_n_steps = {checkpoint_every_n_steps} needs to be >= 0, and > 0 only "
-                         "together with a checkpoint_dir")
     started = time.perf_counter()
     seed_everything(seed)
     previous_threads = torch.get_num_threads()
@@ -151,27 +122,21 @@ def train_tokenizer(
                                                                                        config.max_steps_per_epoch)
         module = TokenizerLightning(model, steps_per_epoch * config.epochs,
                                     compile_model=config.compile and device.accelerator == "cuda")
-        callbacks, resume_from = [], None
-        if checkpoint_dir is not None:
-            fingerprint = training_fingerprint("tokenizer", config.to_dict(), seed, train.values)
-            callbacks.append(PreemptionCheckpoint(checkpoint_dir, checkpoint_every_n_steps, fingerprint))
-            resume_from = resumable_checkpoint(checkpoint_dir, fingerprint)
-        with _quiet_lightning():
-            trainer = L.Trainer(
-                accelerator=device.accelerator, devices=1, precision=device.precision, max_epochs=config.epochs,
-                limit_train_batches=steps_per_epoch, deterministic=True if device.accelerator == "cpu" else "warn",
-                gradient_clip_val=1.0, logger=False, enable_checkpointing=bool(callbacks), callbacks=callbacks,
-                enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-            )
-            log.info("training %s tokenizer on %d patches (%d held out) on %s%s", config.quantizer, len(train),
-                     len(held_out), device.device_name, f", resuming from {resume_from}" if resume_from else "")
-            trainer.fit(module, train_dataloaders=loader, ckpt_path=resume_from)
+        log.info("training %s tokenizer on %d patches (%d held out) on %s", config.quantizer, len(train),
+                 len(held_out), device.device_name)
+        fingerprint = training_fingerprint("tokenizer", config.to_dict(), seed, train.values)
+        run = fit_resumably(module, loader, device, grad_clip=config.grad_clip, fingerprint=fingerprint,
+                            checkpoint_dir=checkpoint_dir, checkpoint_every_n_steps=checkpoint_every_n_steps,
+                            max_epochs=config.epochs, limit_train_batches=steps_per_epoch)
+        if run.resumed_from:
+            log.info("resumed from %s", run.resumed_from)
         metrics = evaluate_patches(model, held_out.values)
         metrics["revived_total"] = float(sum(row["revived"] for row in module.history))
         model = model.cpu().eval()
-        path = save_tokenizer(model, Path(output_dir) / f"tokenizer_{config.quantizer}.pt",
+        path = save_tokenizer(model, Path(output_dir) / f"tokenizer_{config.quantizer}.safetensors",
                               extra={"seed": seed, "metrics": metrics, "history": module.history})
     finally:
         torch.set_num_threads(previous_threads)
-    return TrainResult(path, metrics, module.history, model, config, len(train), len(held_out),
-                       time.perf_counter() - started, device.device_name)
+    return TrainingResult(model, config, seed, module.history, metrics, device=device.device_name,
+                          wall_time_s=time.perf_counter() - started, checkpoint_path=path,
+                          info={"n_train_patches": len(train), "n_eval_patches": len(held_out)})

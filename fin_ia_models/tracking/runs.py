@@ -1,22 +1,37 @@
-"""One MLflow run per trained artifact: params, metric history, system info, datasets, lineage tags, and the model
-logged with the PyTorch flavour and registered as a new version of ``fin-ia-<stage>`` (alias ``candidate``)."""
+"""One MLflow run per trained artifact: started before training and ended after it, with params, metric history,
+system info, datasets, lineage tags, and the model registered as a new version of ``fin-ia-<stage>`` (alias
+``candidate``).
+
+The model is stored as plain artifacts in the one fin-ia checkpoint format (``model/model.safetensors``: tensors and
+a JSON config, no pickle; ``fin_ia_models.training.checkpoint``) and registered with ``create_model_version``. The
+file's SHA-256 is tagged on the version (``fin_ia.artifact_sha256``) and verified before every load, so a file
+replaced in the artifact store is refused instead of loaded.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import re
 import subprocess
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from fin_ia_models.tracking.datasets import DatasetRef
-
 CANDIDATE = "candidate"
 CHAMPION = "champion"
+MODEL_DIR = "model"  # artifact folder of the registered model inside its run
+MODEL_FILE = "model.safetensors"
+SHA_TAG = "fin_ia.artifact_sha256"
+# MLflow's HTTP client retries for minutes by default; a training step must learn fast that the server is down
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "20", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+               "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +51,7 @@ class LoggedModel:
     version: str
     model_uri: str  # models:/<name>/<version>: what downstream stages load
     run_url: str  # the run in the MLflow UI
+    sha256: str  # of the registered model file
 
 
 @dataclass(frozen=True)
@@ -83,6 +99,19 @@ def system_info(device: str, precision: str) -> dict[str, str]:
     }
 
 
+def mlflow_client(tracking_uri: str):
+    """An ``MlflowClient`` on ``tracking_uri`` (tracking and registry), with bounded HTTP timeouts and retries."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    for key, value in HTTP_LIMITS.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    return MlflowClient(tracking_uri, tracking_uri)
+
+
 def _experiment_id(client, name: str, artifact_root: str | None) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
@@ -91,71 +120,120 @@ def _experiment_id(client, name: str, artifact_root: str | None) -> str:
     return client.create_experiment(name, artifact_location=location)
 
 
-def log_trained_model(
-    target: TrackingTarget,
-    *,
-    experiment: str,
-    model_name: str,
-    model,
-    params: Mapping[str, str],
-    history: Sequence[Mapping[str, float]],
-    final_metrics: Mapping[str, float],
-    datasets: Sequence[DatasetRef],
-    upstream: Sequence[UpstreamModel],
-    tags: Mapping[str, str],
-    input_example: np.ndarray,
-    output_example: np.ndarray,
-) -> LoggedModel:
-    """Log one finished training as one run and register its model; returns ids for lineage and links."""
-    import mlflow
-    from mlflow import MlflowClient
-    from mlflow.models import infer_signature
+class TrackedRun:
+    """An open MLflow run; ``log_training`` records a finished training in it and registers the model."""
 
-    mlflow.set_tracking_uri(target.tracking_uri)
-    mlflow.set_registry_uri(target.tracking_uri)
-    client = MlflowClient(target.tracking_uri, target.tracking_uri)
-    experiment_id = _experiment_id(client, experiment, target.artifact_root)
-    lineage = {f"fin_ia.upstream.{i}.model": f"{u.name}/{u.version}" for i, u in enumerate(upstream)}
-    lineage |= {f"fin_ia.upstream.{i}.run_id": u.run_id for i, u in enumerate(upstream)}
-    with mlflow.start_run(experiment_id=experiment_id, tags={**tags, **lineage}) as run:
+    def __init__(self, target: TrackingTarget, client, run, experiment_id: str, tags: Mapping[str, str]) -> None:
+        self.target, self.client, self.run, self.experiment_id = target, client, run, experiment_id
+        self.run_id = run.info.run_id
+        self.tags = dict(tags)  # the run's tags; the registered version carries them too
+
+    @property
+    def url(self) -> str:
+        return f"{self.target.ui_url.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
+
+    def log_training(self, result, *, model_name: str, kind: str, upstream: Sequence[UpstreamModel],
+                     params: Mapping[str, str]) -> LoggedModel:
+        """Params, per-step history, final metrics, datasets, the model artifact and its registered version."""
+        import mlflow
+        from mlflow.models import infer_signature
+
+        from fin_ia_models.training.checkpoint import checkpoint_bytes, sha256_bytes
+
+        lineage = {f"fin_ia.upstream.{i}.model": f"{u.name}/{u.version}" for i, u in enumerate(upstream)}
+        lineage |= {f"fin_ia.upstream.{i}.run_id": u.run_id for i, u in enumerate(upstream)}
+        mlflow.set_tags(lineage)
         mlflow.log_params(dict(params))
-        for step, row in enumerate(history):
+        for step, row in enumerate(result.history):
             mlflow.log_metrics({k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and np.isfinite(v)},
-                               step=step)
-        mlflow.log_metrics({k: float(v) for k, v in final_metrics.items() if np.isfinite(v)})
-        for ref in datasets:
+                               step=int(row.get("step", step)))
+        mlflow.log_metrics({k: float(v) for k, v in result.metrics.items()
+                            if isinstance(v, (int, float)) and np.isfinite(v)})
+        for ref in result.datasets:
             frame = pd.DataFrame([{"symbols": ",".join(ref.symbols), "timeframe": ref.timeframe,
                                    "start_ms": ref.start_ms, "end_ms": ref.end_ms, "rows": ref.rows}])
             dataset = mlflow.data.from_pandas(frame, source=ref.source, name=ref.name, digest=ref.digest[:36])
             mlflow.log_input(dataset, context=ref.context, tags={**ref.tags(), "digest_sha256": ref.digest})
-        info = mlflow.pytorch.log_model(
-            model, name="model", registered_model_name=model_name,
-            signature=infer_signature(input_example, output_example), input_example=input_example,
-            pip_requirements=[f"torch=={_torch_version()}"],
-            # pickle, not MLflow 3's default torch.export (pt2): our models return dataclasses and branch on
-            # data (gaps, exo switch), which export cannot trace; loading needs fin_ia_models importable.
-            serialization_format="pickle",
-        )
-        version = str(info.registered_model_version)
-        run_id = run.info.run_id
-    for key, value in {**tags, **lineage, "fin_ia.mlflow_run_id": run_id}.items():
-        client.set_model_version_tag(model_name, version, key, value)
-    client.set_registered_model_alias(model_name, CANDIDATE, version)
-    url = f"{target.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-    return LoggedModel(run_id, experiment_id, model_name, version, f"models:/{model_name}/{version}", url)
+        data = checkpoint_bytes(result.model, kind, extra={"seed": result.seed})
+        sha = sha256_bytes(data)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / MODEL_DIR
+            folder.mkdir()
+            (folder / MODEL_FILE).write_bytes(data)
+            if result.input_example is not None and result.output_example is not None:
+                signature = infer_signature(result.input_example, result.output_example)
+                (folder / "signature.json").write_text(json.dumps(signature.to_dict(), indent=1))
+            mlflow.log_artifacts(str(folder), artifact_path=MODEL_DIR)
+        version = self._register(model_name, sha, {**self.tags, **lineage})
+        return LoggedModel(self.run_id, self.experiment_id, model_name, version, f"models:/{model_name}/{version}",
+                           self.url, sha)
+
+    def _register(self, model_name: str, sha: str, tags: Mapping[str, str]) -> str:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(model_name)
+        except MlflowException:
+            self.client.create_registered_model(model_name)
+        mv = self.client.create_model_version(model_name, source=f"{self.run.info.artifact_uri}/{MODEL_DIR}",
+                                              run_id=self.run_id)
+        version = str(mv.version)
+        for key, value in {**tags, SHA_TAG: sha, "fin_ia.mlflow_run_id": self.run_id}.items():
+            self.client.set_model_version_tag(model_name, version, key, value)
+        self.client.set_registered_model_alias(model_name, CANDIDATE, version)
+        return version
 
 
-def _torch_version() -> str:
-    import torch
+@contextmanager
+def tracked_run(target: TrackingTarget, experiment: str, run_name: str,
+                tags: Mapping[str, str]) -> Iterator[TrackedRun]:
+    """Open a run (before training, so its duration is the training's and an unreachable store fails at once);
+    it ends FINISHED when the block succeeds and FAILED when it raises."""
+    import mlflow
 
-    return torch.__version__.split("+")[0]
+    client = mlflow_client(target.tracking_uri)
+    experiment_id = _experiment_id(client, experiment, target.artifact_root)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags)) as run:
+        yield TrackedRun(target, client, run, experiment_id, tags)
+
+
+_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
+
+
+def resolve_model_version(tracking_uri: str, model_uri: str):
+    """The registry entry of ``models:/name/version`` or ``models:/name@alias``."""
+    match = _MODEL_URI.match(model_uri)
+    if not match:
+        raise ValueError(f"cannot read model URI {model_uri!r}: expected models:/NAME/VERSION or models:/NAME@ALIAS")
+    client = mlflow_client(tracking_uri)
+    if match.group("alias"):
+        return client.get_model_version_by_alias(match.group("name"), match.group("alias"))
+    return client.get_model_version(match.group("name"), match.group("version"))
 
 
 def load_registered_model(tracking_uri: str, model_uri: str):
-    """Load a registered PyTorch model (``models:/name/version`` or ``models:/name@alias``) onto the CPU."""
+    """Load a registered fin-ia model onto the CPU after checking its file against the SHA-256 recorded at
+    registration; a missing hash or a mismatch is a ``CheckpointError`` and nothing is loaded."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    return mlflow.pytorch.load_model(model_uri, map_location="cpu").eval()
+    from fin_ia_models.training.checkpoint import CheckpointError, load_checkpoint_bytes
+
+    mv = resolve_model_version(tracking_uri, model_uri)
+    label = f"{mv.name} v{mv.version}"
+    expected = (mv.tags or {}).get(SHA_TAG)
+    if not expected:
+        raise CheckpointError(f"{label} has no {SHA_TAG} tag (registered before integrity hashes, or tampered): "
+                              "re-materialize it")
+    folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source))
+    path = folder / MODEL_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{label}: no {MODEL_FILE} in its artifacts at {mv.source}")
+    return load_checkpoint_bytes(path.read_bytes(), f"{label} ({mv.source}/{MODEL_FILE})", None, expected)
+
+
+def log_trained_model(target: TrackingTarget, *, experiment: str, model_name: str, kind: str, result,
+                      upstream: Sequence[UpstreamModel], tags: Mapping[str, str], params: Mapping[str, str],
+                      run_name: str | None = None) -> LoggedModel:
+    """Open a run, log a finished ``TrainingResult`` and register its model, in one call (notebooks, tests)."""
+    with tracked_run(target, experiment, run_name or model_name, tags) as run:
+        return run.log_training(result, model_name=model_name, kind=kind, upstream=upstream, params=params)

@@ -8,6 +8,7 @@ consumed, with content digests) and an input/output example for the model signat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,8 @@ class TrainingResult:
     input_example: np.ndarray | None = None  # a small model input, for the MLflow signature
     output_example: np.ndarray | None = None  # the model's output on it
     info: dict[str, Any] = field(default_factory=dict)  # stage-specific facts shown as metadata (counts, windows)
+    plots: dict[str, bytes] = field(default_factory=dict)  # name → PNG (loss curve, usage histogram, ...)
+    checkpoint_path: Path | None = None  # the standalone checkpoint written by the entry point, if any
 
     def params(self, **extra: Any) -> dict[str, str]:
         """Flat MLflow params: every config field, the seed, and ``extra`` (profile, split bounds, ...)."""

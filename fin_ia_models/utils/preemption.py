@@ -10,7 +10,9 @@ restores all of it. This module adds what Lightning leaves out:
   (Lightning only warns "dataloader is not resumable"); ``ResumableLoader`` draws each epoch's permutation from
   (seed, epoch) alone and tells Lightning how many samples of the epoch it has handed out;
 - an atomic write (temporary sibling + fsync + ``os.replace``): ``ModelCheckpoint`` writes in place, so a kill
-  during the write could leave a truncated ``last.ckpt``;
+  during the write could leave a truncated ``last.ckpt``; and an integrity check: the file's SHA-256 is written beside
+  it (``last.ckpt.sha256``) and verified before a resume, and a checkpoint holding non-finite weights or optimizer
+  state is refused — a flipped byte or a NaN never resumes silently into a different or broken model;
 - SIGTERM handling that is safe under an orchestrator. Lightning 2.6 (``trainer/connectors/signal_connector.py``)
   installs, for the duration of ``fit``, a handler that sets ``trainer.received_sigterm`` and then *also calls the
   handler that was installed before*; its loops then raise ``SIGTERMException`` (a ``SystemExit`` with exit code 0)
@@ -39,6 +41,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import random
 import signal
 import threading
@@ -50,6 +53,8 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Checkpoint
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from fin_ia_models.utils.atomic import atomic_write_bytes, fsync_dir, temporary_sibling
 
 log = logging.getLogger("fin_ia.training")
 
@@ -150,10 +155,53 @@ def training_fingerprint(*parts: Any) -> str:
     return digest.hexdigest()
 
 
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _nonfinite(tree: Any, where: str = "") -> list[str]:
+    """Paths of floating tensors with a NaN/inf anywhere in a nested checkpoint structure."""
+    if isinstance(tree, torch.Tensor):
+        return [where or "tensor"] if tree.is_floating_point() and not torch.isfinite(tree).all() else []
+    if isinstance(tree, dict):
+        return [bad for k, v in tree.items() for bad in _nonfinite(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(tree, (list, tuple)):
+        return [bad for i, v in enumerate(tree) for bad in _nonfinite(v, f"{where}[{i}]")]
+    return []
+
+
+def verify_checkpoint(path: str | Path) -> None:
+    """Refuse a resumable checkpoint that changed since it was written (SHA-256 sidecar) or that holds non-finite
+    weights or optimizer state; every error names the file."""
+    path = Path(path)
+    sidecar = path.with_name(path.name + ".sha256")
+    if not sidecar.exists():
+        raise ValueError(f"{path} has no {sidecar.name} beside it (written by an older version, or tampered): "
+                         "delete the folder to start training over")
+    actual, recorded = _file_sha256(path), sidecar.read_text().strip()
+    if actual != recorded:
+        raise ValueError(f"{path} is corrupt: SHA-256 {actual[:16]}… != {recorded[:16]}… recorded when it was "
+                         "written; refusing to resume from it (delete the folder to start training over)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:  # torch.load on an unreadable file
+        raise ValueError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err})") from None
+    bad = _nonfinite({"state_dict": ckpt.get("state_dict", {}), "optimizer_states": ckpt.get("optimizer_states", [])})
+    if bad:
+        raise ValueError(f"{path} holds non-finite values in {bad[:3]}: refusing to resume a broken training")
+
+
 def checkpoint_meta(path: str | Path) -> dict[str, Any]:
     """What a resumable checkpoint says about itself: ``global_step``, ``epoch``, ``reason`` (periodic, sigterm or
     complete), ``sigterm_step`` (global step when SIGTERM arrived, else None) and ``fingerprint``."""
-    ckpt = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
+    try:
+        ckpt = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:  # torch.load on an unreadable file
+        raise ValueError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err})") from None
     if META_KEY not in ckpt:
         raise ValueError(f"{path} is not a resumable fin-ia checkpoint (no {META_KEY!r} entry)")
     meta = {k: v for k, v in ckpt[META_KEY].items() if k != "rng"}
@@ -166,6 +214,7 @@ def resumable_checkpoint(checkpoint_dir: str | Path, fingerprint: str) -> Path |
     path = Path(checkpoint_dir) / CHECKPOINT_NAME
     if not path.exists():
         return None
+    verify_checkpoint(path)
     saved = checkpoint_meta(path)["fingerprint"]
     if saved != fingerprint:
         raise ValueError(f"{path} belongs to another training run (fingerprint {saved} != {fingerprint}): use one "
@@ -276,22 +325,22 @@ class PreemptionCheckpoint(Checkpoint):
         self._restore_handler()
 
     def save(self, trainer: L.Trainer, reason: str) -> Path:
-        """Write the whole training state to ``last.ckpt`` atomically: temporary sibling, fsync, ``os.replace``."""
+        """Write the whole training state to ``last.ckpt`` atomically (temporary sibling, fsync, ``os.replace``; the
+        same steps as ``fin_ia_models.utils.atomic``, which cannot wrap Lightning's own path-based writer) and its
+        SHA-256 to ``last.ckpt.sha256``."""
         self.dirpath.mkdir(parents=True, exist_ok=True)
-        tmp = self.dirpath / f".{CHECKPOINT_NAME}.{os.getpid()}.tmp"
+        tmp = temporary_sibling(self.path)
         self._reason = reason
         try:
             trainer.save_checkpoint(tmp, weights_only=False)
             with open(tmp, "rb") as handle:  # without fsync a VM that dies soon after could keep an empty file
                 os.fsync(handle.fileno())
+            digest = _file_sha256(tmp)
             os.replace(tmp, self.path)
         finally:
             tmp.unlink(missing_ok=True)
-        dir_fd = os.open(self.dirpath, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write_bytes(self.path.with_name(CHECKPOINT_NAME + ".sha256"), digest.encode())
+        fsync_dir(self.dirpath)
         log.info("saved %s checkpoint at step %d to %s", reason, trainer.global_step, self.path)
         return self.path
 

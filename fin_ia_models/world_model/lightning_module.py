@@ -1,4 +1,4 @@
-"""Lightning wrapper of Fin-JEPA: AdamW with warmup + cosine decay, EMA target update on the I-JEPA momentum
+"""Lightning wrapper of Fin-JEPA: AdamW with warm-up + cosine decay (``training.schedule``), EMA target update on the I-JEPA momentum
 schedule after every optimizer step, deterministic masks (seeded per step), progress on logger "fin_ia.world_model".
 
 Resumable (``fin_ia_models.utils.preemption``): the EMA target encoder is part of the state_dict, masks depend on
@@ -8,11 +8,11 @@ Resumable (``fin_ia_models.utils.preemption``): the EMA target encoder is part o
 from __future__ import annotations
 
 import logging
-import math
 
 import lightning as L
 import torch
 
+from fin_ia_models.training.schedule import adamw_with_schedule
 from fin_ia_models.world_model.collapse import collapse_stats
 from fin_ia_models.world_model.config import JEPAConfig
 from fin_ia_models.world_model.jepa import FinJEPA, ema_momentum
@@ -63,14 +63,4 @@ class JEPALightning(L.LightningModule):
     def configure_optimizers(self):
         cfg = self.config
         params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        warmup = max(1, cfg.max_steps // 20)
-
-        def schedule(step: int) -> float:  # linear warmup then cosine to 10 % of the peak
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, cfg.max_steps - warmup))
-            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return adamw_with_schedule(params, cfg.lr, cfg.weight_decay, cfg.max_steps, cfg.schedule)

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fin_ia_models.config import TimeSplit
+from fin_ia_models.config import PROFILES, TimeSplit
 from fin_ia_models.data.sources.files import read_candle_file
 from fin_ia_models.tokenizer.checkpoint import load_tokenizer
 from fin_ia_models.tokenizer.config import QUANTIZERS, profile_config
@@ -116,10 +116,12 @@ def jepa_report(candles: dict[str, pd.DataFrame], tokenizer: TokenizerModel, con
         "split": dataclasses.asdict(split),
         "seed": seed,
         "tokens": {s: {"total": len(f), "train": len(train_tokens[s])} for s, f in tokens.items()},
-        "training": {"device": result.device, "tokens_seen": result.tokens_seen, "tokens_per_s": result.tokens_per_s,
+        "training": {"device": result.device, "tokens_seen": result.info["tokens_seen"],
+                     "tokens_per_s": result.metrics["tokens_per_s"],
                      "first_loss": history[0]["loss"] if history else float("nan"),
                      "final_loss": history[-1]["loss"] if history else float("nan"),
-                     "collapse": {k: float(v) for k, v in result.collapse.as_dict().items()},
+                     "collapse": {k.removeprefix("final_collapse_"): v for k, v in result.metrics.items()
+                                  if k.startswith("final_collapse_")},
                      "checkpoint": str(result.checkpoint_path), "history": history},
         "wall_s": {"encode": t1 - t0, "train_jepa": t2 - t1, "probes": t3 - t2},
     }
@@ -130,7 +132,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--symbols", nargs="+", default=["BTCUSDT", "ETHUSDT"])
     parser.add_argument("--timeframe", default="1h")
-    parser.add_argument("--profile", default="demo", choices=["demo", "full"])
+    parser.add_argument("--profile", default="cpu", choices=PROFILES)
     parser.add_argument("--quantizer", default=None, choices=QUANTIZERS,
                         help="tokenizer to train (default fsq, the pipeline's); with --tokenizer it must match")
     parser.add_argument("--tokenizer", type=Path, default=None, help="load this tokenizer checkpoint, don't train")

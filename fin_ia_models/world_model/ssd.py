@@ -50,7 +50,8 @@ def ssd_chunked(
     chunks_per_block: int = 4,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Chunked SSD scan. x (b, l, h, p), dt (b, l, h) already positive, A (h,), B/C (b, l, g, n),
-    initial_state (b, h, p, n) or None → (y (b, l, h, p), final_state (b, h, p, n)).
+    initial_state (b, h, p, n) or None → (y (b, l, h, p), final_state (b, h, p, n)). y has x's dtype; the final
+    state is kept in at least fp32 (like mamba_ssm's), so bf16 inputs return an fp32 state.
 
     Any L works: the sequence is padded internally with Δ=0 (no decay, no input, so the final state is exact) and
     the output cropped back. The sequence is processed ``chunks_per_block`` chunks at a time, carrying the state
@@ -107,7 +108,11 @@ def _ssd_block(
 
     # Head-major chunked layouts so every contraction below is one batched matmul.
     xd = (x * dt.unsqueeze(-1)).view(b, c, q, g, r, p).permute(0, 3, 4, 1, 2, 5)  # (b, g, r, c, q, p)
-    a = (dt * A).view(b, c, q, g, r).permute(0, 3, 4, 1, 2)  # (b, g, r, c, q): log-decay per step
+    # Log-decays, their cumsum, the decay factors and the carried state in at least fp32, as mamba_ssm's kernels keep
+    # dA_cumsum: in bf16 the differences a_cs[l] - a_cs[s] of a long chunk lose their significant digits (the error
+    # grew 5x from chunk 8 to 64 when they were bf16). fp32/fp64 inputs compute exactly as before.
+    acc = torch.promote_types(x.dtype, torch.float32)
+    a = (dt.to(acc) * A.to(acc)).view(b, c, q, g, r).permute(0, 3, 4, 1, 2)  # (b, g, r, c, q): log-decay per step
     a_cs = torch.cumsum(a, dim=-1)  # (b, g, r, c, q)
     Bc = B.view(b, c, q, g, n).permute(0, 3, 1, 2, 4).unsqueeze(2)  # (b, g, 1, c, q, n)
     Cc = C.view(b, c, q, g, n).permute(0, 3, 1, 2, 4).unsqueeze(2)  # (b, g, 1, c, q, n)
@@ -117,28 +122,28 @@ def _ssd_block(
     causal = torch.ones(q, q, dtype=torch.bool, device=x.device).tril()
     seg = (a_cs.unsqueeze(-1) - a_cs.unsqueeze(-2)).masked_fill(~causal, float("-inf"))  # (b, g, r, c, q, q)
     cb = Cc @ Bc.transpose(-1, -2)  # (b, g, 1, c, q, q): shared by the r heads of a group
-    y = (cb * torch.exp(seg)) @ xd  # (b, g, r, c, q, p)
+    y = (cb * torch.exp(seg).to(x.dtype)) @ xd  # (b, g, r, c, q, p)
 
     # 2. State contributed by each chunk alone, at its end: Σ_s exp(a_cs[-1] - a_cs[s]) xd_s ⊗ B_s.
-    decay_to_end = torch.exp(a_cs[..., -1:] - a_cs)  # (b, g, r, c, q)
+    decay_to_end = torch.exp(a_cs[..., -1:] - a_cs).to(x.dtype)  # (b, g, r, c, q)
     chunk_states = (xd * decay_to_end.unsqueeze(-1)).transpose(-1, -2) @ Bc  # (b, g, r, c, p, n)
 
     # 3. Inter-chunk recurrence, linear in the number of chunks: S_k = exp(A_sum_{k-1}) S_{k-1} + chunk_state_{k-1}.
     chunk_decay = torch.exp(a_cs[..., -1])  # (b, g, r, c)
     if initial_state is None:
-        state = x.new_zeros(b, g, r, p, n)
+        state = x.new_zeros(b, g, r, p, n, dtype=acc)
     else:
-        state = initial_state.to(x.dtype).reshape(b, g, r, p, n)
+        state = initial_state.to(acc).reshape(b, g, r, p, n)
     starts = []
     for k in range(c):
         starts.append(state)
         state = chunk_decay[..., k, None, None] * state + chunk_states[..., k, :, :]
-    start_states = torch.stack(starts, dim=3)  # (b, g, r, c, p, n): state entering each chunk
+    start_states = torch.stack(starts, dim=3).to(x.dtype)  # (b, g, r, c, p, n): state entering each chunk
 
     # 4. Contribution of the entering state to each position: exp(a_cs[l]) C_l · S_k.
-    y = y + (Cc @ start_states.transpose(-1, -2)) * torch.exp(a_cs).unsqueeze(-1)  # (b, g, r, c, q, p)
+    y = y + (Cc @ start_states.transpose(-1, -2)) * torch.exp(a_cs).to(x.dtype).unsqueeze(-1)  # (b, g, r, c, q, p)
 
-    return y, state.reshape(b, h, p, n)  # y stays (b, g, r, c, q, p): ssd_chunked lays it out
+    return y, state.reshape(b, h, p, n)  # y stays (b, g, r, c, q, p): ssd_chunked lays it out; state in acc
 
 
 def ssd_step(

@@ -1,16 +1,16 @@
 """Weekly retrain, drift-triggered retrain, and declarative automation of the derived assets.
 
-- ``retrain_models`` job: tokenizer_model → token_sequences → jepa_encoder → jepa_embeddings (and the champion
-  gates), one run. The weekly schedule launches it Sunday 03:00 UTC.
+Nothing here names a stage's assets: the selections are by kind and group, so a new stage joins them by itself.
+
+- ``retrain_models`` job: every training asset (kind ``mlflow``: it registers a model) and everything downstream of
+  them, with the champion gates. The weekly schedule launches it Sunday 03:00 UTC.
 - ``token_drift`` sensor: every hour, PSI of each symbol's last week of tokens against its training window (10
   equal-mass frequency bins, see ``fin_ia_models.evaluation.drift``); when the PSI exceeds both ``FIN_IA_DRIFT_PSI``
   (default 0.25, the "large shift" rule of thumb) and the 95th percentile of PSI that samples of the same size
   from the training window itself produce, it requests a retrain run. The PSI is recorded as an observation of ``token_sequences`` (per symbol) so it shows in the UI.
-- ``derived_assets`` automation sensor: evaluates the eager conditions on token_sequences / jepa_embeddings so they
-  follow new candles and new models without a schedule.
+- ``derived_assets`` automation sensor: evaluates the automation conditions of everything downstream of market data
+  (token sequences, embeddings, ...) so they follow new candles and new models without a schedule.
 """
-
-import os
 
 import dagster as dg
 import pandas as pd
@@ -19,23 +19,34 @@ from upath import UPath
 
 from fin_ia_models.data.schema import symbol_slug
 from fin_ia_models.evaluation.drift import token_drift
+from fin_ia_pipeline.market_data.assets import MARKET_DATA
 from fin_ia_pipeline.settings import PipelineSettings
 
-TRAINED = ["tokenizer_model", "token_sequences", "jepa_encoder", "jepa_embeddings"]
+MODEL_KIND = "mlflow"  # kind of every training asset (it registers a model version in MLflow)
+TRAINING_ASSETS = dg.AssetSelection.kind(MODEL_KIND)
+DERIVED_ASSETS = dg.AssetSelection.groups(MARKET_DATA).downstream(include_self=False)
 
 
-def build_automation_defs(settings: PipelineSettings) -> dg.Definitions:
+def _codebook_size(instance: dg.DagsterInstance, symbol: str) -> int | None:
+    """The codebook size the latest token_sequences of ``symbol`` were made with (recorded in their metadata)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("token_sequences"), asset_partitions=[symbol]), limit=1).records
+    meta = records[0].event_log_entry.asset_materialization.metadata if records else {}
+    return int(meta["codebook_size"].value) if "codebook_size" in meta else None
+
+
+def build_defs(settings: PipelineSettings) -> dg.Definitions:
     retrain = dg.define_asset_job(
         "retrain_models",
-        selection=dg.AssetSelection.assets(*TRAINED),
-        description="Retrain Strate I and II on the latest stored candles and refresh their outputs.",
+        selection=TRAINING_ASSETS.downstream(),
+        description="Retrain every learned stage on the latest stored candles and refresh what they feed.",
     )
     weekly = dg.ScheduleDefinition(
         name="weekly_retrain", cron_schedule="0 3 * * 0", execution_timezone="UTC", job=retrain,
         default_status=dg.DefaultScheduleStatus.STOPPED,
         description="Sunday 03:00 UTC: retrain the tokenizer and the world model.",
     )
-    threshold = float(os.environ.get("FIN_IA_DRIFT_PSI", "0.25"))
+    threshold = settings.drift_psi
     tokens_root = UPath(settings.storage_root) / "frames" / "token_sequences"
 
     @dg.sensor(name="token_drift", job=retrain, minimum_interval_seconds=3600,
@@ -51,11 +62,13 @@ def build_automation_defs(settings: PipelineSettings) -> dg.Definitions:
             if not path.exists():
                 lines.append(f"{symbol}: no token_sequences yet")
                 continue
+            n_codes = _codebook_size(context.instance, symbol)
+            if n_codes is None:
+                lines.append(f"{symbol}: token_sequences recorded no codebook size (re-materialize them)")
+                continue
             with path.open("rb") as handle:
                 tokens = pq.read_table(handle, columns=["end_timestamp", "token"]).to_pandas()
             try:
-                # the codebook is 1024 codes in every profile; a larger id means a larger codebook
-                n_codes = max(1024, int(tokens["token"].max()) + 1)
                 drift = token_drift(tokens, reference, recent_days=7, n_codes=n_codes)
             except ValueError as err:  # a window without tokens: nothing to compare, say so
                 lines.append(f"{symbol}: {err}")
@@ -79,8 +92,7 @@ def build_automation_defs(settings: PipelineSettings) -> dg.Definitions:
         return dg.SensorResult(run_requests=requests, asset_events=observations)
 
     automation = dg.AutomationConditionSensorDefinition(
-        "derived_assets", target=dg.AssetSelection.assets("token_sequences", "jepa_embeddings"),
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Keeps token_sequences and jepa_embeddings up to date with their upstream assets.",
+        "derived_assets", target=DERIVED_ASSETS, default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Keeps the derived assets (token sequences, embeddings, ...) up to date with their upstream assets.",
     )
     return dg.Definitions(jobs=[retrain], schedules=[weekly], sensors=[token_drift_sensor, automation])

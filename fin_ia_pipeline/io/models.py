@@ -1,17 +1,14 @@
 """IO manager for trained models: a checkpoint file per model asset on write, the registered MLflow version on read.
 
-Write: ``<root>/<asset_key>.pt`` through the library's own atomic ``save_*`` function (each model asset registers
-its codec, so this module knows no model internals; on object stores the file is written locally and uploaded in one
-PUT). Read: the exact registered version (``models:/fin-ia-<stage>/<n>``) that the upstream's latest
-materialization recorded in its metadata — not "the newest file" — so a downstream run's lineage is exact. The
-loaded model carries ``fin_ia_lineage`` (name, version, MLflow run id) for the consumer to record.
+Write: ``<root>/<asset_key>.safetensors`` in the one fin-ia checkpoint format (``fin_ia_models.training.checkpoint``:
+tensors + JSON config, atomic; on object stores written in one PUT). Read: the exact registered version
+(``models:/fin-ia-<stage>/<n>``) that the upstream's latest materialization recorded in its metadata — not "the
+newest file" — checked against the SHA-256 recorded at registration, so a downstream run's lineage is exact and a
+tampered file is refused. The loaded model carries ``fin_ia_lineage`` (name, version, MLflow run id).
 """
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -20,43 +17,19 @@ from upath import UPath
 from fin_ia_models.tracking.runs import UpstreamModel
 from fin_ia_pipeline.tracking.resource import MlflowResource
 
-SaveFn = Callable[[Any, Path], Any]
-LoadFn = Callable[[Path], Any]
-_CODECS: dict[str, tuple[SaveFn, LoadFn]] = {}
-
-
-def register_model_codec(asset_name: str, save: SaveFn, load: LoadFn) -> None:
-    _CODECS[asset_name] = (save, load)
-
-
-def _codec(context) -> tuple[SaveFn, LoadFn]:
-    name = context.asset_key.path[-1]
-    if name not in _CODECS:
-        raise KeyError(f"no checkpoint codec registered for asset {name!r} (call register_model_codec)")
-    return _CODECS[name]
-
-
-def _is_local(path: UPath) -> bool:
-    return getattr(path, "protocol", "") in ("", "file", "local")
-
 
 class ModelCheckpointIOManager(dg.UPathIOManager):
-    extension = ".pt"
-
-    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
-        save, _ = _codec(context)
-        if _is_local(path):
-            save(obj, Path(path.path))  # the library's save is atomic (temp file + os.replace)
-            return
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp) / path.name
-            save(obj, local)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(local.read_bytes())
+    extension = ".safetensors"
 
     def __init__(self, base_path: UPath, mlflow: MlflowResource):
         super().__init__(base_path=base_path)
         self.mlflow = mlflow
+
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
+        from fin_ia_models.training.checkpoint import checkpoint_bytes, kind_of
+        from fin_ia_models.utils.atomic import atomic_write_bytes
+
+        atomic_write_bytes(path, checkpoint_bytes(obj, kind_of(obj)))
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
         event = context.instance.get_latest_materialization_event(context.asset_key)
@@ -70,7 +43,7 @@ class ModelCheckpointIOManager(dg.UPathIOManager):
         model = self.mlflow.load_model(uri)
         model.fin_ia_lineage = UpstreamModel(meta["mlflow_model_name"].value, meta["mlflow_model_version"].value,
                                              meta["mlflow_run_id"].value)
-        context.log.info(f"loaded {uri} (MLflow run {meta['mlflow_run_id'].value})")
+        context.log.info(f"loaded {uri} (MLflow run {meta['mlflow_run_id'].value}, SHA-256 verified)")
         return model
 
 

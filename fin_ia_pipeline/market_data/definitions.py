@@ -13,7 +13,7 @@ from fin_ia_pipeline.market_data.schedules import build_refresh_schedule
 from fin_ia_pipeline.settings import PipelineSettings
 
 
-def build_market_data_defs(settings: PipelineSettings) -> dg.Definitions:
+def build_defs(settings: PipelineSettings) -> dg.Definitions:
     partitions = candle_partitions(settings.symbols, settings.start_date)
     ohlcv_candles = build_ohlcv_candles(partitions)
     checks = build_candle_checks(ohlcv_candles, settings.symbols, settings.timeframe)
@@ -21,7 +21,6 @@ def build_market_data_defs(settings: PipelineSettings) -> dg.Definitions:
         "refresh_candles",
         selection=dg.AssetSelection.assets(ohlcv_candles).without_checks()
         | dg.AssetSelection.checks(*checks[:2]),
-        partitions_def=partitions,
         description="Materialize ohlcv_candles partitions with their OHLC and gap checks.",
     )
     store = CandleStoreResource(root=settings.storage_root, timeframe=settings.timeframe)

@@ -4,12 +4,14 @@ Embedded default: a sqlite tracking store and a local artifact directory under `
 user's home). ``MLFLOW_TRACKING_URI`` points it at a shared tracking server instead (see deploy/).
 """
 
+from __future__ import annotations
+
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 
-from fin_ia_models.tracking.runs import LoggedModel, TrackingTarget, load_registered_model, log_trained_model, system_info
-from fin_ia_models.utils.device import choose_device
+from fin_ia_models.tracking.runs import LoggedModel, TrackingTarget
 
 
 class MlflowResource(dg.ConfigurableResource):
@@ -34,16 +36,23 @@ class MlflowResource(dg.ConfigurableResource):
             "fin_ia.code_version": context.assets_def.code_versions_by_key.get(key) or "-",
         }
 
-    def log_model(self, context: dg.AssetExecutionContext, **kwargs) -> LoggedModel:
+    @contextmanager
+    def training_run(self, context: dg.AssetExecutionContext, experiment: str):
+        """An MLflow run named ``<asset> · <dagster run>`` around a training: opened before it (an unreachable
+        store fails the step before any compute is spent), ended after the model is logged."""
+        from fin_ia_models.tracking.runs import system_info, tracked_run
+        from fin_ia_models.utils.device import choose_device
+
         device = choose_device()
-        tags = {**self.dagster_tags(context), **system_info(device.device_name, device.precision),
-                **kwargs.pop("tags", {})}
-        logged = log_trained_model(self.target(), tags=tags, **kwargs)
-        context.log.info(f"MLflow run {logged.run_id}: registered {logged.model_name} v{logged.version} "
-                         f"(alias candidate) — {logged.run_url}")
-        return logged
+        tags = {**self.dagster_tags(context), **system_info(device.device_name, device.precision)}
+        name = f"{context.asset_key.to_user_string()} · {context.run.run_id[:8]}"
+        with tracked_run(self.target(), experiment, name, tags) as run:
+            context.log.info(f"MLflow run {run.run_id} ({name}) started — {run.url}")
+            yield run
 
     def load_model(self, model_uri: str):
+        from fin_ia_models.tracking.runs import load_registered_model
+
         return load_registered_model(self.tracking_uri, model_uri)
 
 
@@ -54,5 +63,6 @@ def model_metadata(logged: LoggedModel) -> dict:
         "mlflow_model_name": logged.model_name,
         "mlflow_model_version": logged.version,
         "mlflow_model_uri": logged.model_uri,
+        "mlflow_model_sha256": logged.sha256,
         "mlflow_run_url": dg.MetadataValue.url(logged.run_url),
     }

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from fin_ia_models.tokenizer.config import TokenizerConfig, demo_config, full_config, profile_config
+from fin_ia_models.tokenizer.config import TokenizerConfig, profile_config
 from fin_ia_models.tokenizer.features import FEATURE_NAMES, candle_features, make_patches
 from fin_ia_models.tokenizer.fsq import FSQ, symexp, symlog
 from fin_ia_models.tokenizer.revin import RevIN
@@ -90,7 +90,7 @@ def test_config_rejects_bad_combinations():
         TokenizerConfig(quantizer="rvq")
     with pytest.raises(ValueError, match="receptive field"):
         TokenizerConfig(n_layers=2, kernel_size=2)
-    assert demo_config("fsq").codebook_size == full_config("fsq").codebook_size == 1024
+    assert {profile_config(p, "fsq").codebook_size for p in ("demo", "cpu", "full")} == {1024}
     with pytest.raises(ValueError, match="profile"):
         profile_config("huge")
 

@@ -54,4 +54,4 @@ def test_jepa_report_smoke_on_synthetic_candles(tmp_path):
         ends = encode_candles(tokenizer, candles[symbol])["end_timestamp"].to_numpy()
         assert counts["train"] == int((ends < train_end).sum()) < counts["total"]
     assert report["training"]["tokens_seen"] == 3 * 4 * 32
-    assert (tmp_path / "jepa_encoder.pt").is_file()
+    assert (tmp_path / "jepa_encoder.safetensors").is_file()

@@ -125,9 +125,48 @@ def test_config_rejects_bad_heads():
         Mamba2Config(d_model=32, headdim=16, ngroups=3)
 
 
+
+
+# --- parity per dtype: the fast paths under the precisions the profiles train in -------------------------------------
+def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).norm() / b.double().norm())
+
+
+@pytest.mark.parametrize("chunk_size", [8, 16, 64])
+def test_chunked_matches_reference_in_bf16(chunk_size):
+    """bf16 inputs (what bf16-mixed autocast feeds the scan on GPU): the chunked scan stays within bf16 rounding of
+    the fp64 reference on the same (bf16-rounded) inputs, at every chunk size (the log-decay cumsum runs in fp32;
+    in bf16 its error grew to 3e-2 at chunk 64); fp32 stays orders of magnitude closer."""
+    x, dt, A, B, C, s0 = _inputs(2, 130, 4, 8, 2, 5)
+    bf = [t.bfloat16() for t in (x, dt, A, B, C, s0)]
+    y, s = ssd_chunked(*bf[:5], chunk_size, initial_state=bf[5])
+    assert y.dtype == torch.bfloat16
+    ref = [t.double() for t in bf]
+    y_ref, s_ref = ssd_sequential_ref(*ref[:5], initial_state=ref[5])
+    assert _rel_err(y, y_ref) < 1e-2 and _rel_err(s, s_ref) < 1e-2  # bf16: 8 mantissa bits, ~4e-3 per rounding
+    y32, _ = ssd_chunked(*[t.float() for t in bf[:5]], chunk_size, initial_state=bf[5].float())
+    assert _rel_err(y32, y_ref) < 1e-5
+
+
+def test_mixer_under_cpu_bf16_autocast_matches_fp32():
+    """The whole mixer (conv, SSD, gated norm) under bf16 autocast, as Lightning's bf16-mixed runs it."""
+    torch.manual_seed(0)
+    cfg = Mamba2Config(d_model=32, headdim=16, d_state=8, chunk_size=16, exo=ExoClockConfig(enabled=True))
+    mixer = Mamba2Mixer(cfg)
+    u, exo = torch.randn(2, 70, 32), torch.randn(2, 70, 2)
+    with torch.no_grad():
+        y32 = mixer(u, exo)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            ybf = mixer(u, exo)
+    assert _rel_err(ybf.float(), y32) < 5e-2
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_fused_kernel_matches_pure_pytorch_on_cuda():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_kernel_matches_pure_pytorch_on_cuda(dtype):
+    """mamba-ssm's fused scan (chosen automatically on CUDA) against this package's pure-PyTorch path, in fp32 and
+    under bf16 autocast (the full profile's precision)."""
     pytest.importorskip("mamba_ssm", reason="mamba_ssm (gpu extra) not installed")
     from dataclasses import replace
 
@@ -137,5 +176,24 @@ def test_fused_kernel_matches_pure_pytorch_on_cuda():
     plain = Mamba2Mixer(replace(cfg, use_fused_kernel=False)).cuda()
     plain.load_state_dict(mixer.state_dict())
     u = torch.randn(2, 100, 64, device="cuda")
+    with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+        fused, reference = mixer(u), plain(u)
+    assert _rel_err(fused.float(), reference.float()) < (1e-3 if dtype == torch.float32 else 5e-2)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_torch_compile_matches_eager_on_cuda():
+    """The full profile compiles the encoders (``JEPAConfig.compile``): compiled and eager agree."""
+    from fin_ia_models.world_model.config import JEPAConfig
+    from fin_ia_models.world_model.jepa import ContextEncoder
+
+    torch.manual_seed(0)
+    config = JEPAConfig(vocab_size=64, mixer=Mamba2Config(d_model=64, headdim=32, chunk_size=32))
+    encoder = ContextEncoder(config).cuda().eval()
+    compiled = torch.compile(encoder)
+    tokens = torch.randint(0, 64, (2, 96), device="cuda")
     with torch.no_grad():
-        torch.testing.assert_close(mixer(u), plain(u), rtol=1e-3, atol=1e-3)
+        torch.testing.assert_close(compiled(tokens), encoder(tokens), rtol=1e-3, atol=1e-3)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            assert _rel_err(compiled(tokens).float(), encoder(tokens).float()) < 5e-2
