@@ -29,22 +29,35 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    """Check every file, each on its own: one FAIL line (with the file, line and rule) per bad file, the others
+    still checked, exit status 1 if any failed; never a traceback for a bad or missing input."""
+    from fin_ia_models.data.sources.base import MarketNotFoundError
     from fin_ia_models.data.sources.files import read_candle_file
     from fin_ia_models.data.validation import CandleValidationError, validate_candles
 
-    status = 0
+    failed = 0
     for path in args.files:
         try:
             frame = read_candle_file(path, timeframe=args.timeframe)
+            report = validate_candles(frame, frame.attrs["timeframe"])
+        except MarketNotFoundError:
+            print(f"FAIL {path}: no such file")
+            failed += 1
+            continue
         except (CandleValidationError, ValueError) as err:
             print(f"FAIL {path}\n  {err}")
-            status = 1
+            failed += 1
             continue
-        report = validate_candles(frame, frame.attrs["timeframe"])
+        except OSError as err:  # unreadable: permissions, I/O error
+            print(f"FAIL {path}: cannot read it ({type(err).__name__}: {err.strerror or err})")
+            failed += 1
+            continue
         print(f"ok   {path}\n  {report.summary()}")
         for gap in report.gaps[: args.show_gaps]:
             print(f"  gap {gap}")
-    return status
+    if len(args.files) > 1:
+        print(f"{len(args.files) - failed} of {len(args.files)} files ok")
+    return 1 if failed else 0
 
 
 def _cmd_lineage(args: argparse.Namespace) -> int:

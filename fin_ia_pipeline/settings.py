@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from fin_ia_models.config import PROFILES, TimeSplit, check_profile, time_split_for
-from fin_ia_models.data.schema import timeframe_ms
+from fin_ia_models.data.schema import check_symbols, timeframe_ms
 from fin_ia_models.tokenizer.config import QUANTIZERS, TokenizerConfig
 from fin_ia_pipeline.compute import GpuPodSpec
 
@@ -73,8 +73,12 @@ class PipelineSettings:
         if self.source not in SOURCES:
             raise ValueError(f"FIN_IA_SOURCE must be one of {', '.join(SOURCES)}, got {self.source!r}")
         timeframe_ms(self.timeframe)
-        if not self.symbols or any(not s or "," in s or "|" in s for s in self.symbols):
+        if not self.symbols:
             raise ValueError(f"FIN_IA_SYMBOLS must be a comma-separated list like BTC/USDT,ETH/USDT, got {self.symbols!r}")
+        try:
+            check_symbols(self.symbols)  # canonical BASE/QUOTE, and no two sharing one storage name
+        except ValueError as err:
+            raise ValueError(f"FIN_IA_SYMBOLS: {err}") from None
         _check_start_date(self.start_date)
         check_profile(self.profile)
         if self.executor not in EXECUTORS:

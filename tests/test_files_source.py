@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fin_ia_models.data.sources.base import MarketDataError, MarketSource
+from fin_ia_models.data.sources.base import MarketDataError, MarketNotFoundError, MarketSource
 from fin_ia_models.data.sources.files import CandleFileError, FilesSource, parse_file_name, read_candle_file
 from fin_ia_models.data.validation import validate_candles
 from tests.conftest import make_candles
@@ -45,11 +45,16 @@ def test_files_source_fetch_slices_a_day(binance_dir):
     assert source.fetch("BTC/USDT", "1h", 0, 1_000).empty
 
 
-def test_missing_market_and_directory_give_clear_errors(tmp_path, binance_dir):
-    with pytest.raises(MarketDataError, match="no candle files for DOGE/USDT 1h"):
+def test_missing_market_and_directory_give_clear_non_retryable_errors(tmp_path, binance_dir):
+    """Absent markets, folders and files are permanent: ``MarketNotFoundError``, which is deliberately not a
+    ``MarketDataError`` (the error the pipeline retries as transient)."""
+    with pytest.raises(MarketNotFoundError, match="no candle files for DOGE/USDT 1h") as info:
         FilesSource(str(binance_dir)).fetch("DOGE/USDT", "1h", 0, 1)
-    with pytest.raises(MarketDataError, match="candle directory not found"):
+    assert not isinstance(info.value, MarketDataError)
+    with pytest.raises(MarketNotFoundError, match="candle directory not found"):
         FilesSource(str(tmp_path / "nope")).fetch("BTC/USDT", "1h", 0, 1)
+    with pytest.raises(MarketNotFoundError, match="no such candle file: .*BTCUSDT_1h.csv"):
+        read_candle_file(tmp_path / "BTCUSDT_1h.csv")
 
 
 def to_archive(frame: pd.DataFrame, step_ms: int, unit: int) -> pd.DataFrame:

@@ -149,6 +149,18 @@ def test_settings_from_env_and_bad_values():
         PipelineSettings.from_env({"FIN_IA_SOURCE": "kraken"})
     with pytest.raises(ValueError, match="unknown timeframe"):
         PipelineSettings.from_env({"FIN_IA_TIMEFRAME": "7m"})
+    # every malformed value names the variable (and the value)
+    for env, message in (({"FIN_IA_SEED": "abc"}, "FIN_IA_SEED must be an integer, got 'abc'"),
+                         ({"FIN_IA_DRIFT_PSI": "high"}, "FIN_IA_DRIFT_PSI must be a number"),
+                         ({"FIN_IA_START": "now"}, "FIN_IA_START must be a calendar date"),
+                         ({"FIN_IA_START": "yesterday"}, "FIN_IA_START must be a date"),
+                         ({"FIN_IA_START": "2030-01-01"}, "FIN_IA_START=2030-01-01 is in the future"),
+                         ({"FIN_IA_START": "2024-10-15"}, "after the start of the 'demo' profile's training window"),
+                         ({"FIN_IA_PROFILE": "huge"}, "unknown profile 'huge'"),
+                         ({"FIN_IA_QUANTIZER": "rvq"}, "FIN_IA_QUANTIZER")):
+        with pytest.raises(ValueError, match=message):
+            PipelineSettings.from_env(env)
+    assert PipelineSettings.from_env({"FIN_IA_START": "2024-09-01"}).start_date == "2024-09-01"
 
 
 def test_dagster_definitions_validate_cli(tmp_path):
@@ -159,3 +171,39 @@ def test_dagster_definitions_validate_cli(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "All code locations passed validation" in result.stdout + result.stderr
+
+
+def test_a_corrupt_or_foreign_partition_fails_downstream_reads_and_rematerializing_repairs_it(tmp_path):
+    """A value flipped in place, or another symbol's file in the partition's place: a read names the file and the
+    partition; materializing the partition again refetches the day and says so, instead of keeping or relabelling."""
+    settings = settings_for(tmp_path, source="synthetic")
+    defs = build_definitions(settings)
+    with dg.instance_for_test() as instance:
+        run_partition(settings, "BTC/USDT", "2024-03-01", instance)
+        run_partition(settings, "ETH/USDT", "2024-03-01", instance)
+        root = Path(settings.storage_root) / "ohlcv_candles"
+        btc, eth = (root / slug / "1h" / "2024-03-01.parquet" for slug in ("BTCUSDT", "ETHUSDT"))
+        original = read_candles_parquet(btc)
+        btc.write_bytes(eth.read_bytes())  # an ETH file in the BTC place
+        with pytest.raises(Exception, match="symbol"):
+            with defs.get_asset_value_loader(instance=instance) as loader:
+                loader.load_asset_value("ohlcv_candles", partition_key=candle_partition_key("BTC/USDT", "2024-03-01"))
+        repaired = materialization_meta(run_partition(settings, "BTC/USDT", "2024-03-01", instance))
+        assert "symbol" in repaired["repaired"]
+        pd.testing.assert_frame_equal(read_candles_parquet(btc, "BTC/USDT", "1h", "2024-03-01"), original)
+
+
+def test_a_missing_candle_file_fails_at_once_without_retries(tmp_path):
+    settings = settings_for(tmp_path, source="files", data_dir=str(tmp_path / "empty"), symbols=("BTC/USDT",))
+    (tmp_path / "empty").mkdir()
+    with dg.instance_for_test() as instance:
+        result = run_partition(settings, "BTC/USDT", "2024-03-01", instance, raise_on_error=False)
+    assert not result.success
+    kinds = [e.event_type_value for e in result.all_events]
+    assert "STEP_UP_FOR_RETRY" not in kinds and kinds.count("STEP_FAILURE") == 1
+
+
+def test_colliding_or_non_canonical_symbols_are_refused_by_the_settings():
+    for symbols in ("BTC/USDT,BTC-USDT", "BTC/USDT,btc/usdt", "../etc/passwd", "BTC/USDT,ETH/USDT,BTCU/SDT"):
+        with pytest.raises(ValueError, match="FIN_IA_SYMBOLS"):
+            PipelineSettings.from_env({"FIN_IA_SYMBOLS": symbols})

@@ -56,8 +56,7 @@ def test_crash_during_write_leaves_the_old_file_and_no_temp(tmp_path, monkeypatc
     before = path.read_bytes()
 
     def torn_write(table, where, **kwargs):
-        with open(where, "wb") as handle:
-            handle.write(b"PAR1 half a file")
+        where.write(b"PAR1 half a file")  # the atomic writer hands pyarrow an open temporary file
         raise OSError("disk full")
 
     monkeypatch.setattr(pq, "write_table", torn_write)

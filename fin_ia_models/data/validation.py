@@ -12,6 +12,12 @@ Rules (``CandleValidationError.rule``):
   sorted             timestamps strictly increasing (checked before unique, so a swap is reported as such)
   unique             no repeated timestamp
   grid               every timestamp is a multiple of the timeframe (candles open on the grid)
+  price_range        min_price <= open/high/low/close <= max_price          (plausibility, see plausibility.py)
+  volume_range       volume <= max_volume                                    (plausibility)
+  wick_ratio         high / low <= max_high_low_ratio                         (plausibility)
+  close_jump         close-to-close move between consecutive rows <= max_close_jump, up or down (plausibility)
+  timeframe          (``check_declared_timeframe``, for whole files) the most common spacing of the candles is the
+                     declared timeframe: daily candles in a file named ``_1h`` are reported as such, not as gaps
 
 Gaps (missing grid slots) and flat zero-volume candles are not errors: they are reported in ``ValidationReport`` so
 the caller can surface them (Dagster metadata, asset checks) — they are never forward-filled.
@@ -24,7 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from fin_ia_models.data.schema import CANDLE_COLUMNS, format_ms, timeframe_ms
+from fin_ia_models.data.plausibility import DEFAULT_LIMITS, PlausibilityLimits
+from fin_ia_models.data.schema import CANDLE_COLUMNS, TIMEFRAME_MS, format_ms, timeframe_ms
 
 # Plausible range of candle open times in ms. Anything below is almost surely seconds (or garbage); anything above,
 # microseconds (Binance spot archives switched to µs in 2025).
@@ -116,12 +123,15 @@ def find_gaps(timestamps: np.ndarray, timeframe: str) -> list[Gap]:
     return [Gap(int(ts[i]), int(ts[i + 1]), int(diffs[i] // step - 1)) for i in idx]
 
 
-def validate_candles(frame: pd.DataFrame, timeframe: str) -> ValidationReport:
+def validate_candles(
+    frame: pd.DataFrame, timeframe: str, limits: PlausibilityLimits | None = None
+) -> ValidationReport:
     """Check every rule (raising ``CandleValidationError`` on the first broken one) and report gaps.
 
     Rules are checked in an order where the first failure is the most informative: structure, then units, then
-    values, then ordering.
+    values, then ordering, then plausibility (``limits``, default ``DEFAULT_LIMITS``).
     """
+    limits = DEFAULT_LIMITS if limits is None else limits
     step = timeframe_ms(timeframe)
     if list(frame.columns) != list(CANDLE_COLUMNS):
         raise CandleValidationError(
@@ -161,6 +171,7 @@ def validate_candles(frame: pd.DataFrame, timeframe: str) -> ValidationReport:
     dup = np.concatenate([[False], diffs == 0])
     _fail_where(dup, "unique", "timestamp repeats the previous row (duplicate candle)", ts)
     _fail_where(ts % step != 0, "grid", f"timestamp is not on the {timeframe} grid (not a multiple of {step} ms)", ts)
+    _check_plausible(values, ts, limits)
 
     flat = (o == h) & (h == low) & (low == c) & (v == 0)
     return ValidationReport(
@@ -169,4 +180,65 @@ def validate_candles(frame: pd.DataFrame, timeframe: str) -> ValidationReport:
         last_ms=int(ts[-1]),
         gaps=tuple(find_gaps(ts, timeframe)),
         flat_zero_volume_ms=tuple(int(t) for t in ts[flat]),
+    )
+
+
+def _fail_first(mask: np.ndarray, rule: str, describe, timestamps: np.ndarray) -> None:
+    """Like ``_fail_where``, with a message built from the first offending row (so it can quote the value)."""
+    bad = np.flatnonzero(mask)
+    if bad.size:
+        row = int(bad[0])
+        raise CandleValidationError(rule, describe(row), row=row, timestamp=int(timestamps[row]), count=int(bad.size))
+
+
+def _check_plausible(values: np.ndarray, ts: np.ndarray, limits: PlausibilityLimits) -> None:
+    """The plausibility rules on finite, positive, OHLC-consistent, sorted values ``(N, 5)``."""
+    prices = values[:, :4]  # (N, 4): o h l c
+    out = (prices < limits.min_price) | (prices > limits.max_price)  # (N, 4)
+
+    def price_message(row: int) -> str:
+        column = CANDLE_COLUMNS[1 + int(np.flatnonzero(out[row])[0])]
+        return (f"{column} = {values[row, CANDLE_COLUMNS.index(column) - 1]:.6g} is outside the plausible range "
+                f"[{limits.min_price:g}, {limits.max_price:g}] (PlausibilityLimits.min_price/max_price)")
+
+    _fail_first(out.any(axis=1), "price_range", price_message, ts)
+    volume, high, low, close = values[:, 4], values[:, 1], values[:, 2], values[:, 3]
+    _fail_first(volume > limits.max_volume, "volume_range", lambda r: (
+        f"volume = {volume[r]:.6g} exceeds the plausible {limits.max_volume:g} (PlausibilityLimits.max_volume)"), ts)
+    ratio = high / low  # (N,) >= 1 once low_bound/high_bound hold; low > 0 by positive_price
+    _fail_first(ratio > limits.max_high_low_ratio, "wick_ratio", lambda r: (
+        f"high/low = {high[r]:.6g}/{low[r]:.6g} = {ratio[r]:.6g} exceeds max_high_low_ratio = "
+        f"{limits.max_high_low_ratio:g} within one candle (PlausibilityLimits)"), ts)
+    if len(close) > 1:
+        jump = close[1:] / close[:-1]  # (N-1,) move from the previous row's close
+        big = np.concatenate([[False], (jump > limits.max_close_jump) | (jump * limits.max_close_jump < 1.0)])
+        _fail_first(big, "close_jump", lambda r: (
+            f"close moved {close[r - 1]:.6g} -> {close[r]:.6g} ({jump[r - 1]:.6g}x) from the previous row, beyond "
+            f"max_close_jump = {limits.max_close_jump:g} (PlausibilityLimits)"), ts)
+
+
+def _spacing_name(ms: int) -> str:
+    names = {v: k for k, v in TIMEFRAME_MS.items()}
+    return names.get(int(ms), f"{int(ms)} ms (not a known timeframe)")
+
+
+def check_declared_timeframe(timestamps: np.ndarray, timeframe: str, declared_by: str = "the caller") -> None:
+    """Raise ``CandleValidationError`` (rule ``timeframe``) if the candles are mostly spaced by something other than
+    the declared ``timeframe``: daily candles in a file named ``_1h`` sit on the 1h grid with only "gaps" between
+    them, so the grid rule cannot see it. For whole files, not for one day's partition (a day may hold only a few
+    candles around a maintenance window). Needs two spacings that agree; fewer candles are not judged."""
+    step = timeframe_ms(timeframe)
+    diffs = np.diff(np.asarray(timestamps, dtype=np.int64))
+    diffs = diffs[diffs > 0]
+    if diffs.size < 2 or 2 * np.count_nonzero(diffs == step) > diffs.size:
+        return  # the declared spacing is the majority: nothing to infer (the common case, one vectorized count)
+    values, counts = np.unique(diffs, return_counts=True)
+    best = int(np.argmax(counts))
+    inferred, agreeing = int(values[best]), int(counts[best])
+    if inferred == step or agreeing < 2:
+        return
+    raise CandleValidationError(
+        "timeframe",
+        f"candles are {_spacing_name(inferred)} apart ({agreeing} of {diffs.size} spacings; inferred timeframe "
+        f"{_spacing_name(inferred)}), but {declared_by} declares {timeframe}: wrong file or wrong timeframe",
     )

@@ -5,7 +5,9 @@ It stands in for a live exchange in tests, the backfill benchmark and UI tests. 
 async API that ``CcxtSource`` needs (``id``, ``rateLimit``, ``milliseconds()``, ``fetch_ohlcv``, ``close``) and
 behaves like Binance's klines endpoint: candles with open time ``>= since``, at most ``min(limit, page_cap)`` of
 them, and the still-open candle (with partial values) when a page reaches "now". Each request can be made to fail
-or to return a damaged page (see ``Fault``), in any combination, from an explicit list or a seeded random plan.
+(every retryable ccxt error an exchange raises: timeouts, rate limits, DDoS protection, maintenance, network), to
+answer an empty page although candles exist, or to return a damaged page (overlapping, duplicated, shuffled,
+truncated, with the open candle) — see ``Fault`` — in any combination, from an explicit list or a seeded random plan.
 It records what it was asked and when, so tests can check pacing and concurrency.
 """
 
@@ -33,6 +35,9 @@ class Fault(enum.Enum):
     RATE_LIMIT = "rate_limit"  # raise ccxt.RateLimitExceeded
     NOT_AVAILABLE = "not_available"  # raise ccxt.ExchangeNotAvailable
     NETWORK_ERROR = "network_error"  # raise ccxt.NetworkError
+    DDOS_PROTECTION = "ddos_protection"  # raise ccxt.DDoSProtection (how ccxt maps Binance's HTTP 418 ban warning)
+    ON_MAINTENANCE = "on_maintenance"  # raise ccxt.OnMaintenance (exchange-wide maintenance window)
+    EMPTY_PAGE = "empty_page"  # answer [] although candles exist at/after since (a transient empty answer)
     OVERLAP = "overlap"  # the page starts a few candles before ``since``
     DUPLICATES = "duplicates"  # some rows appear twice
     OUT_OF_ORDER = "out_of_order"  # rows are shuffled
@@ -46,8 +51,14 @@ ERROR_FAULTS: dict[Fault, type[ccxt.BaseError]] = {
     Fault.RATE_LIMIT: ccxt.RateLimitExceeded,
     Fault.NOT_AVAILABLE: ccxt.ExchangeNotAvailable,
     Fault.NETWORK_ERROR: ccxt.NetworkError,
+    Fault.DDOS_PROTECTION: ccxt.DDoSProtection,
+    Fault.ON_MAINTENANCE: ccxt.OnMaintenance,
 }
-PAGE_FAULTS: tuple[Fault, ...] = tuple(f for f in Fault if f not in ERROR_FAULTS)
+#: faults that withhold the answer (an error, or an empty page that looks like "no more data"): a source can only
+#: survive them by asking again, so a random plan lets at most ``max_errors_in_a_row`` of them hit one request
+WITHHOLDING_FAULTS: tuple[Fault, ...] = (*ERROR_FAULTS, Fault.EMPTY_PAGE)
+#: faults that damage a page but keep every candle it should hold: a source must survive them on every request
+PAGE_FAULTS: tuple[Fault, ...] = tuple(f for f in Fault if f not in WITHHOLDING_FAULTS)
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,7 @@ class RandomFaultPlan:
     """Seeded random faults, drawn per request key, so the plan does not depend on the order requests arrive in."""
 
     seed: int  # same seed → same faults for the same requests
-    error_rate: float = 0.3  # chance that an attempt raises one of the four retryable errors
+    error_rate: float = 0.3  # chance that an attempt is withheld: a retryable error or an empty page
     page_fault_rate: float = 0.3  # independent chance of each page fault (overlap, duplicates, ...)
     max_errors_in_a_row: int = 5  # attempts ``>=`` this never fail, so a source with that many retries must succeed
 
@@ -97,7 +108,7 @@ class RandomFaultPlan:
         rng = _request_rng(self.seed, request)
         faults = {f for f in PAGE_FAULTS if rng.random() < self.page_fault_rate}
         if request.attempt < self.max_errors_in_a_row and rng.random() < self.error_rate:
-            faults.add(rng.choice(list(ERROR_FAULTS)))
+            faults.add(rng.choice(WITHHOLDING_FAULTS))
         return frozenset(faults)
 
 
@@ -166,7 +177,7 @@ class FakeExchange:
         self._histories: dict[tuple[str, str], np.ndarray] = {}
         for frame in frames:
             key = (frame.attrs["symbol"], frame.attrs["timeframe"])
-            array = frame.loc[:, list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)  # (N, 6)
+            array = np.column_stack([frame[c].to_numpy(dtype=np.float64) for c in CANDLE_COLUMNS])  # (N, 6)
             if len(array) > 1 and not np.all(np.diff(array[:, 0]) > 0):
                 raise ValueError(f"history for {key} must be sorted and unique by timestamp")
             self._histories[key] = array
@@ -215,6 +226,8 @@ class FakeExchange:
             for fault, error in ERROR_FAULTS.items():
                 if fault in faults:
                     raise error(f"{self.id} injected {fault.value} (request {request.index})")
+            if Fault.EMPTY_PAGE in faults:
+                return []
             return self._page(request, faults)
         finally:
             self.in_flight -= 1

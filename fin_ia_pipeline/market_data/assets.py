@@ -6,9 +6,9 @@ import time
 import dagster as dg
 import pandas as pd
 
-from fin_ia_models.data.refresh import refresh_day
+from fin_ia_models.data.refresh import refresh_stored_day
 from fin_ia_models.data.schema import format_ms
-from fin_ia_models.data.sources.base import MarketDataError
+from fin_ia_models.data.sources.base import MarketDataError, MarketNotFoundError
 from fin_ia_pipeline.market_data.partitions import DATE_DIM, SYMBOL_DIM
 from fin_ia_pipeline.market_data.resources import CandleStoreResource, MarketSourceResource
 
@@ -54,13 +54,18 @@ def build_ohlcv_candles(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
         keys = context.partition_key.keys_by_dimension
         symbol, day = keys[SYMBOL_DIM], keys[DATE_DIM]
         source = market_source.get_source()
-        stored = candle_store.read(symbol, day)
         try:
-            result = refresh_day(source, symbol, candle_store.timeframe, day, stored, now_ms=int(time.time() * 1000))
+            result = refresh_stored_day(source, symbol, candle_store.timeframe, day, candle_store.path(symbol, day),
+                                        now_ms=int(time.time() * 1000))
         except MarketDataError as err:
             # The source already retried with backoff; a later attempt may find the exchange back. Bad data
             # (CandleValidationError) is not retried: it fails at once, naming the row and the rule.
             raise dg.RetryRequested(max_retries=2, seconds_to_wait=60) from err
+        except MarketNotFoundError as err:  # no such file or market: asking again cannot help
+            raise dg.Failure(str(err), allow_retries=False) from err
+        if result.repaired:
+            context.log.warning(f"{symbol} {day}: the stored file could not be trusted ({result.repaired}); "
+                                "fetched the whole day again")
         context.log.info(
             f"{symbol} {day} from {source.name}: {result.fetched} fetched since {format_ms(result.requested_from_ms)}, "
             f"{result.added} new; {result.report.summary()}"
@@ -75,6 +80,7 @@ def build_ohlcv_candles(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
             fetched=dg.MetadataValue.int(result.fetched),
             added=dg.MetadataValue.int(result.added),
             conflicts=dg.MetadataValue.int(result.conflicts),
+            repaired=dg.MetadataValue.text(result.repaired or "no"),
         )
         return dg.Output(result.frame, metadata=metadata)
 

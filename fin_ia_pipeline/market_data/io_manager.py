@@ -1,7 +1,9 @@
 """IO manager for candle partitions, built on Dagster's ``UPathIOManager`` (so the root can be s3:// or gs://).
 
 Layout: ``<root>/ohlcv_candles/<BTCUSDT>/<1h>/<2024-01-05>.parquet`` — one file per symbol/timeframe/day, the same
-path ``CandleStoreResource.path`` gives. Writes are validated and atomic (``write_candles_parquet``).
+path ``CandleStoreResource.path`` gives. Writes are validated and atomic and record the content hash and the
+partition (``write_candles_parquet``); every read verifies both against the partition it was asked for, so a flipped
+bit or another symbol's file is an error naming the file and the partition, never data read downstream.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import pandas as pd
 from upath import UPath
 
 from fin_ia_models.data.storage import candle_partition_relpath, read_candles_parquet, write_candles_parquet
+from fin_ia_pipeline.market_data.partitions import DATE_DIM, SYMBOL_DIM
 from fin_ia_pipeline.market_data.resources import CandleStoreResource
 
 
@@ -28,10 +31,14 @@ class CandlePartitionIOManager(dg.UPathIOManager):
         return path / candle_partition_relpath(symbol, self.timeframe, day)
 
     def dump_to_path(self, context: dg.OutputContext, obj: pd.DataFrame, path: UPath) -> None:
-        write_candles_parquet(obj, path)
+        write_candles_parquet(obj, path, day=context.asset_partition_key.keys_by_dimension[DATE_DIM])
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
-        return read_candles_parquet(path)
+        return self._read(path, context.asset_partition_key)
+
+    def _read(self, path: UPath, key: dg.MultiPartitionKey) -> pd.DataFrame:
+        dims = key.keys_by_dimension
+        return read_candles_parquet(path, dims[SYMBOL_DIM], self.timeframe, dims[DATE_DIM])
 
     def load_partitions(self, context: dg.InputContext):
         """One partition → its frame. Several (a downstream stage reading a whole history) → ``{key: frame}`` of
@@ -50,7 +57,7 @@ class CandlePartitionIOManager(dg.UPathIOManager):
             )
         context.log.info(f"loading {len(present)} stored ohlcv_candles partitions "
                          f"({len(paths) - len(present)} absent ones skipped)")
-        return {key: self.load_from_path(context, path) for key, path in present.items()}
+        return {key: self._read(path, key) for key, path in present.items()}
 
 
 class CandleIOManager(dg.ConfigurableIOManagerFactory):

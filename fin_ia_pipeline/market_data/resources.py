@@ -58,6 +58,7 @@ class CandleStoreResource(dg.ConfigurableResource):
         return self.asset_root / candle_partition_relpath(symbol, self.timeframe, day)
 
     def read(self, symbol: str, day: str) -> pd.DataFrame | None:
-        """The stored day, or None if it was never stored."""
+        """The stored day, verified against its partition (content hash, symbol, timeframe, day), or None if it was
+        never stored; a corrupt or foreign file is a ``CorruptPartitionError`` naming it."""
         path = self.path(symbol, day)
-        return read_candles_parquet(path) if path.exists() else None
+        return read_candles_parquet(path, symbol, self.timeframe, day) if path.exists() else None

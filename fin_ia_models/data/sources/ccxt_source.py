@@ -7,7 +7,11 @@ without breaking the exchange's pacing rule. Inside a window we keep paging from
 exchange answered short (servers cap ``limit``; gaps shift candles), so nothing is missed. Failures are retried with
 capped exponential backoff and jitter (see ``retry.py``). Pages are cleaned, not trusted: rows before the asked
 ``since`` (overlap), past the window, duplicated, out of order, or still open are handled here; malformed rows are
-an error. Value checks (OHLC consistency, gaps) belong to the project's validator, not to this module.
+an error. A page with no candle at or after ``since`` (empty, or only older rows) would end the window as "no more
+data", so it is asked again under the same retry policy and only taken as empty once the retries are spent (a
+market with no candles there, e.g. delisted, costs one backoff sequence). A symbol the exchange does not list raises
+``MarketNotFoundError`` (permanent); every other failure ``MarketDataError``. Value checks (OHLC consistency, gaps)
+belong to the project's validator, not to this module.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from fin_ia_models.data.schema import empty_candles, format_ms, timeframe_ms, to_candle_frame
-from fin_ia_models.data.sources.base import MarketDataError
+from fin_ia_models.data.sources.base import MarketDataError, MarketNotFoundError
 from fin_ia_models.data.sources.retry import AsyncSleep, BackoffPolicy, RetriesExhausted, retry_async
 
 logger = logging.getLogger("fin_ia.data.ccxt")
@@ -43,6 +47,28 @@ RETRYABLE_ERRORS: tuple[type[ccxt.BaseError], ...] = (
     ccxt.RateLimitExceeded,
     ccxt.ExchangeNotAvailable,
 )
+
+
+class EmptyPage(Exception):
+    """A page held no candle at or after the asked ``since``; raised inside the retry loop so it is asked again."""
+
+    def __init__(self, page: list) -> None:
+        super().__init__(f"page of {len(page)} rows holds no candle at or after since")
+        self.page = page
+
+
+def _nothing_at_or_after(page: Any, since: int) -> bool:
+    """True for an empty page or one holding only candles before ``since``; a malformed page is left to ``clip``."""
+    if not isinstance(page, (list, tuple)):
+        return False
+    for row in page:
+        try:
+            if float(row[0]) >= since:
+                return False
+        except (TypeError, ValueError, IndexError, KeyError):
+            return False
+    return True
+
 
 #: builds a ccxt-like async exchange (``ccxt.async_support.<id>`` or a fake); called once per fetch
 ExchangeFactory = Callable[[], Any]
@@ -201,18 +227,27 @@ class _FetchJob:
 
         async def attempt() -> list:
             await self.spacer.wait()
-            return await self.exchange.fetch_ohlcv(self.symbol, self.timeframe, since=since, limit=limit)
+            page = await self.exchange.fetch_ohlcv(self.symbol, self.timeframe, since=since, limit=limit)
+            if _nothing_at_or_after(page, since):
+                raise EmptyPage(page)
+            return page
 
         try:
             return await retry_async(
-                attempt, policy=self.source.config.backoff(), retryable=RETRYABLE_ERRORS,
+                attempt, policy=self.source.config.backoff(), retryable=(*RETRYABLE_ERRORS, EmptyPage),
                 sleep=self.source._sleep, rng=self.source._rng, logger=logger, what=what,
             )
         except RetriesExhausted as exhausted:
             error = exhausted.last_error
+            if isinstance(error, EmptyPage):
+                logger.warning("%s: no candle at or after since in %d answers; taking the range as empty",
+                               what, exhausted.attempts)
+                return error.page
             raise MarketDataError(
                 f"{what} failed after {exhausted.attempts} attempts; last error: {type(error).__name__}: {error}"
             ) from error
+        except ccxt.BadSymbol as error:
+            raise MarketNotFoundError(f"{what} failed with a non-retryable {type(error).__name__}: {error}") from error
         except ccxt.BaseError as error:
             raise MarketDataError(f"{what} failed with a non-retryable {type(error).__name__}: {error}") from error
 
@@ -284,9 +319,19 @@ async def _gather_first_error(coroutines: Sequence[Coroutine[Any, Any, T]]) -> l
 def _run_sync(make: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine to completion from synchronous code, also when this thread already runs an event loop
     (a notebook, an async Dagster op): then it runs on a fresh loop in a worker thread."""
+    result: list[T] = []
+
+    async def main() -> None:
+        # The result goes through ``result``, not the task: on the main thread ``asyncio.run`` restores its SIGINT
+        # handler via ``signal.getsignal``, whose enum lookup reprs the finished main task, result included; for a
+        # candle frame that is a full DataFrame repr (~3 ms, more than a whole fetch against the test fake).
+        result.append(await make())
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(make())
+        asyncio.run(main())
+        return result[0]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fin-ia-ccxt") as pool:
-        return pool.submit(lambda: asyncio.run(make())).result()
+        pool.submit(lambda: asyncio.run(main())).result()
+    return result[0]
