@@ -24,6 +24,7 @@ FORMAT = "fin-ia-checkpoint/1"
 MODEL_KINDS: dict[str, tuple[str, str]] = {
     "tokenizer": ("fin_ia_models.tokenizer.model:TokenizerModel", "fin_ia_models.tokenizer.config:TokenizerConfig"),
     "jepa": ("fin_ia_models.world_model.jepa:FinJEPA", "fin_ia_models.world_model.config:JEPAConfig"),
+    "cvar_planner": ("fin_ia_models.agents.planner:CVaRPlannerAgent", "fin_ia_models.agents.planner_config:PlannerSpec"),
 }
 
 

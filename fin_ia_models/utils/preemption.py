@@ -222,7 +222,7 @@ def resumable_checkpoint(checkpoint_dir: str | Path, fingerprint: str) -> Path |
     return path
 
 
-def _rng_state() -> dict[str, Any]:
+def capture_rng_state() -> dict[str, Any]:
     """Global RNG states as tensors and plain values, so Lightning's ``weights_only`` loading accepts them."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state = {"torch": torch.get_rng_state(), "python": random.getstate(),
@@ -232,7 +232,7 @@ def _rng_state() -> dict[str, Any]:
     return state
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
+def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
@@ -346,12 +346,12 @@ class PreemptionCheckpoint(Checkpoint):
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         checkpoint[META_KEY] = {"reason": self._reason, "sigterm_step": self._sigterm_step,
-                                "fingerprint": self.fingerprint, "rng": _rng_state()}
+                                "fingerprint": self.fingerprint, "rng": capture_rng_state()}
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         meta = checkpoint.get(META_KEY)
         if meta is None:
             raise ValueError("resuming from a checkpoint without fin-ia preemption metadata (RNG state unknown)")
         # Lightning restores callbacks before the first batch is drawn, so the next step sees the saved RNG state
-        _set_rng_state(meta["rng"])
+        restore_rng_state(meta["rng"])
         log.info("resuming from a %s checkpoint at step %d", meta["reason"], checkpoint["global_step"])
