@@ -11,6 +11,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG as RANGE_END
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_START_TAG as RANGE_START
+
 from fin_ia_models.data.storage import read_candles_parquet, write_candles_parquet
 from fin_ia_pipeline.definitions import build_definitions
 from fin_ia_pipeline.market_data.partitions import candle_partition_key
@@ -108,22 +111,20 @@ def test_failed_refresh_leaves_stored_partition_unchanged(tmp_path):
     assert stored.read_bytes() == before
 
 
-def test_freshness_check_fails_when_stale_and_passes_after_refresh(tmp_path):
-    settings = settings_for(tmp_path, source="synthetic", symbols=("BTC/USDT",))
-    defs = build_definitions(settings)
+def test_freshness_is_judged_only_when_the_latest_day_is_refreshed(tmp_path, binance_dir):
+    """A historical partition never evaluates candles_fresh (a backfill cannot turn it red); refreshing today's
+    partition does: fresh from a live-like source, stale from files that end in 2024."""
     today = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d")
-    fresh_job = dg.define_asset_job("fresh", selection=dg.AssetSelection.checks_for_assets("ohlcv_candles")
-                                    - dg.AssetSelection.checks(*[k for k in defs.resolve_asset_graph().asset_check_keys
-                                                                  if k.name != "candles_fresh"]))
-    check_job = dg.Definitions.merge(defs, dg.Definitions(jobs=[fresh_job])).resolve_job_def("fresh")
     with dg.instance_for_test() as instance:
-        stale = check_job.execute_in_process(instance=instance)
-        assert checks_of(stale) == {"candles_fresh": False}
+        old = run_partition(settings_for(tmp_path / "a", source="synthetic"), "BTC/USDT", "2024-03-01", instance)
+        assert set(checks_of(old)) == {"ohlc_consistent", "gaps_within_tolerance"}
+        stale = run_partition(settings_for(tmp_path / "b", source="files", data_dir=str(binance_dir)), "BTC/USDT",
+                              today, instance)
+        assert checks_of(stale)["candles_fresh"] is False
         if pd.Timestamp.now(tz="UTC").hour == 0 and pd.Timestamp.now(tz="UTC").minute < 2:
-            pytest.skip("first minutes of a UTC day: today's partition has no closed candle yet")
-        run_partition(settings, "BTC/USDT", today, instance)
-        fresh = check_job.execute_in_process(instance=instance)
-        assert checks_of(fresh) == {"candles_fresh": True}
+            pytest.skip("first minutes of a UTC day: no closed candle yet to be fresh with")
+        fresh = run_partition(settings_for(tmp_path / "c", source="synthetic"), "BTC/USDT", today, instance)
+        assert checks_of(fresh)["candles_fresh"] is True
 
 
 def test_hourly_schedule_requests_today_and_yesterday_after_midnight(tmp_path):
@@ -134,12 +135,16 @@ def test_hourly_schedule_requests_today_and_yesterday_after_midnight(tmp_path):
     with dg.instance_for_test() as instance:
         with dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
                                        scheduled_execution_time=pd.Timestamp("2024-05-02 00:05", tz="UTC")) as ctx:
-            keys = [str(r.partition_key) for r in schedule.evaluate_tick(ctx).run_requests]
-        assert keys == ["2024-05-01|BTC/USDT", "2024-05-01|ETH/USDT", "2024-05-02|BTC/USDT", "2024-05-02|ETH/USDT"]
+            (request,) = schedule.evaluate_tick(ctx).run_requests  # one run: every symbol × yesterday and today
+        assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2024-05-01|BTC/USDT", "2024-05-02|ETH/USDT")
+        keys = defs.resolve_assets_def("ohlcv_candles").partitions_def.get_partition_keys_in_range(
+            dg.PartitionKeyRange(request.tags[RANGE_START], request.tags[RANGE_END]))
+        assert sorted(keys) == ["2024-05-01|BTC/USDT", "2024-05-01|ETH/USDT", "2024-05-02|BTC/USDT",
+                                "2024-05-02|ETH/USDT"]
         with dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
                                        scheduled_execution_time=pd.Timestamp("2024-05-02 13:05", tz="UTC")) as ctx:
-            keys = [str(r.partition_key) for r in schedule.evaluate_tick(ctx).run_requests]
-        assert keys == ["2024-05-02|BTC/USDT", "2024-05-02|ETH/USDT"]
+            (request,) = schedule.evaluate_tick(ctx).run_requests
+        assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2024-05-02|BTC/USDT", "2024-05-02|ETH/USDT")
 
 
 def test_settings_from_env_and_bad_values():
@@ -207,3 +212,28 @@ def test_colliding_or_non_canonical_symbols_are_refused_by_the_settings():
     for symbols in ("BTC/USDT,BTC-USDT", "BTC/USDT,btc/usdt", "../etc/passwd", "BTC/USDT,ETH/USDT,BTCU/SDT"):
         with pytest.raises(ValueError, match="FIN_IA_SYMBOLS"):
             PipelineSettings.from_env({"FIN_IA_SYMBOLS": symbols})
+
+
+def test_a_backfill_range_in_one_run_equals_one_run_per_partition_byte_for_byte(tmp_path):
+    """The backfill path (BackfillPolicy: a range of days of every symbol in one run) writes exactly the files the
+    per-partition path writes, and records one materialization and one evaluation of each check per partition."""
+    days = [d.strftime("%Y-%m-%d") for d in pd.date_range("2024-03-01", "2024-03-06", freq="D")]
+    ranged, single = settings_for(tmp_path / "range"), settings_for(tmp_path / "single")
+    with dg.instance_for_test() as instance:
+        job = build_definitions(ranged).resolve_job_def("refresh_candles")
+        result = job.execute_in_process(instance=instance, tags={
+            RANGE_START: str(candle_partition_key("BTC/USDT", days[0])),
+            RANGE_END: str(candle_partition_key("ETH/USDT", days[-1]))})
+        assert result.success
+        materialized = sorted(e.partition for e in result.get_asset_materialization_events())
+        assert materialized == sorted(f"{d}|{s}" for d in days for s in ("BTC/USDT", "ETH/USDT"))
+        evaluations = [(e.check_name, e.partition) for e in result.get_asset_check_evaluations()]
+        assert sorted(p for c, p in evaluations if c == "ohlc_consistent") == materialized
+        assert sorted(p for c, p in evaluations if c == "gaps_within_tolerance") == materialized
+        for symbol in ("BTC/USDT", "ETH/USDT"):
+            for day in days:
+                run_partition(single, symbol, day, instance)
+    files = sorted(p.relative_to(Path(ranged.storage_root)) for p in Path(ranged.storage_root).rglob("*.parquet"))
+    assert len(files) == 12
+    for rel in files:
+        assert (Path(ranged.storage_root) / rel).read_bytes() == (Path(single.storage_root) / rel).read_bytes(), rel

@@ -229,6 +229,20 @@ def test_champion_gate_promotes_the_first_version(pipeline):
     assert str(client.get_model_version_by_alias("fin-ia-jepa", "champion").version) == jepa["mlflow_model_version"]
 
 
+def test_new_candles_trigger_the_derived_assets_of_that_symbol_despite_missing_history(pipeline):
+    """Automation through Dagster's own evaluation API: after a new candle day of BTC lands, token_sequences and
+    jepa_embeddings of BTC (only) are requested, although most historical candle days were never materialized."""
+    settings, defs, instance, results, _ = pipeline
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    assert first.total_requested == 0  # everything derived is up to date
+    instance.report_runless_asset_event(dg.AssetMaterialization("ohlcv_candles", partition="2024-03-20|BTC/USDT"))
+    second = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    for name in ("token_sequences", "jepa_embeddings"):
+        assert second.get_requested_partitions(dg.AssetKey(name)) == {"BTC/USDT"}, name
+    third = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
+    assert third.total_requested == 0  # requested once, not on every tick
+
+
 # Last: it rewrites stored candles, which the lineage and reproducibility tests above must not see.
 def test_embeddings_are_causal_through_the_assets(pipeline):
     """Rewrite every candle after a cut time with a different market, re-materialize the derived assets with the same

@@ -1,75 +1,84 @@
-"""Asset checks of ``ohlcv_candles``: OHLC consistency of what was stored, gaps within tolerance, freshness."""
+"""The checks of ``ohlcv_candles``, evaluated inside the asset's own step for every partition it writes.
 
+Why inside: a backfill writes thousands of day partitions in one run (``BackfillPolicy``); a separate check step
+would see the whole range as one unpartitioned input and could not report per partition, and every extra step is a
+process start. So the asset declares the checks (``check_specs``: the UI lists them under the asset) and yields one
+evaluation per partition it wrote:
 
-import time
+- ``ohlc_consistent`` (blocking): the file as stored, re-read and verified (content hash, symbol, timeframe, day),
+  passes every validation rule. A failure stops downstream steps of the run.
+- ``gaps_within_tolerance`` (warning): missing candles stay under a share of the day's elapsed slots.
+- ``candles_fresh`` (unpartitioned): judged only in runs that write the latest day (the hourly refresh): the newest
+  stored candle of each refreshed symbol lags the last closed slot by at most a few candles. A historical backfill
+  does not evaluate it, so it cannot turn red for days that are not supposed to be fresh.
+"""
+
+from __future__ import annotations
 
 import dagster as dg
-import pandas as pd
 
-from fin_ia_models.data.refresh import day_bounds_ms
-from fin_ia_models.data.schema import format_ms, timeframe_ms
+from fin_ia_models.data.schema import day_bounds_ms, format_ms, timeframe_ms
+from fin_ia_models.data.storage import CorruptPartitionError
 from fin_ia_models.data.validation import CandleValidationError, validate_candles
-from fin_ia_pipeline.market_data.partitions import DATE_DIM, candle_partition_key
+
+OHLC_CONSISTENT = "ohlc_consistent"
+GAPS_WITHIN_TOLERANCE = "gaps_within_tolerance"
+CANDLES_FRESH = "candles_fresh"
+MAX_MISSING_FRACTION = 0.25  # Binance maintenance windows last a few hours: a quarter of a day is the alarm level
+MAX_STALENESS_CANDLES = 2  # the refresh runs hourly; two candles of lag means it missed a run
 
 
-def build_candle_checks(
-    asset: dg.AssetsDefinition,
-    symbols: tuple[str, ...],
-    timeframe: str,
-    max_missing_fraction: float = 0.25,
-    max_staleness_candles: int = 2,
-) -> list[dg.AssetChecksDefinition]:
-    """``max_missing_fraction``: share of a day's candles that may be absent (Binance maintenance windows last a few
-    hours) before the gaps check warns. ``max_staleness_candles``: how many candle lengths the newest stored candle may
-    lag behind the last closed slot before the freshness check fails (the refresh runs hourly)."""
-    partitions_def = asset.partitions_def
+def candle_check_specs(asset_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition,
+                       timeframe: str) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(OHLC_CONSISTENT, asset=asset_key, partitions_def=partitions_def, blocking=True,
+                          description="The stored file, re-read and verified (hash, symbol, day), passes every "
+                          "validation rule (OHLC bounds, grid, units, plausibility)."),
+        dg.AssetCheckSpec(GAPS_WITHIN_TOLERANCE, asset=asset_key, partitions_def=partitions_def,
+                          description=f"Missing candles stay under {MAX_MISSING_FRACTION:.0%} of the day's elapsed "
+                          "slots."),
+        dg.AssetCheckSpec(CANDLES_FRESH, asset=asset_key,
+                          description="Judged when the latest day is refreshed: the newest stored candle is at most "
+                          f"{MAX_STALENESS_CANDLES} {timeframe} candles behind the last closed slot."),
+    ]
+
+
+def ohlc_consistent(asset_key: dg.AssetKey, partition: str, read_back) -> dg.AssetCheckEvaluation:
+    """``read_back()`` re-reads the stored file; its verification and validation decide the check."""
+    try:
+        frame = read_back()
+        report = validate_candles(frame, frame.attrs["timeframe"])
+    except (CandleValidationError, CorruptPartitionError) as err:
+        return dg.AssetCheckEvaluation(asset_key=asset_key, check_name=OHLC_CONSISTENT, passed=False, blocking=True,
+                                       partition=partition, metadata={"error": str(err)})
+    return dg.AssetCheckEvaluation(asset_key=asset_key, check_name=OHLC_CONSISTENT, passed=True, blocking=True,
+                                   partition=partition, metadata={"rows": report.rows})
+
+
+def gaps_within_tolerance(asset_key: dg.AssetKey, partition: str, day: str, rows: int, timeframe: str,
+                          now_ms: int) -> dg.AssetCheckEvaluation:
     step = timeframe_ms(timeframe)
-
-    @dg.asset_check(asset=asset, partitions_def=partitions_def, blocking=True,
-                    description="Stored candles re-read from disk pass every validation rule (OHLC bounds, grid, units).")
-    def ohlc_consistent(ohlcv_candles: pd.DataFrame) -> dg.AssetCheckResult:
-        try:
-            report = validate_candles(ohlcv_candles, timeframe)
-        except CandleValidationError as err:
-            return dg.AssetCheckResult(passed=False, metadata={"rule": err.rule, "error": str(err)})
-        return dg.AssetCheckResult(passed=True, metadata={"rows": report.rows})
-
-    @dg.asset_check(asset=asset, partitions_def=partitions_def,
-                    description=f"Missing candles in the day stay under {max_missing_fraction:.0%} of its elapsed slots.")
-    def gaps_within_tolerance(context: dg.AssetCheckExecutionContext, ohlcv_candles: pd.DataFrame) -> dg.AssetCheckResult:
-        day = context.partition_key.keys_by_dimension[DATE_DIM]
-        start, end = day_bounds_ms(day)
-        now = int(time.time() * 1000)
-        elapsed_slots = max(0, (min(end, now - now % step) - start) // step)
-        missing = elapsed_slots - len(ohlcv_candles)
-        return dg.AssetCheckResult(
-            passed=missing <= max_missing_fraction * elapsed_slots,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={"missing_candles": int(missing), "expected_candles": int(elapsed_slots)},
-        )
-
-    @dg.asset_check(asset=asset, description="Today's partition of every symbol holds the last closed candle "
-                    f"(at most {max_staleness_candles} {timeframe} candles behind).")
-    def candles_fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        now = int(time.time() * 1000)
-        last_closed = now - now % step - step
-        today = pd.Timestamp(now, unit="ms", tz="UTC").strftime("%Y-%m-%d")
-        lags, stale = {}, []
-        for symbol in symbols:
-            key = str(candle_partition_key(symbol, today))
-            event = _latest_for_partition(context.instance, asset.key, key)
-            last_ms = -1 if event is None else int(event.asset_materialization.metadata["last_candle_ms"].value)
-            lag = (last_closed - last_ms) // step if last_ms >= 0 else None
-            lags[symbol] = "never materialized" if lag is None else f"{lag} candles behind ({format_ms(last_ms)})"
-            if lag is None or lag > max_staleness_candles:
-                stale.append(symbol)
-        return dg.AssetCheckResult(passed=not stale, metadata={"partition_date": today, **lags})
-
-    return [ohlc_consistent, gaps_within_tolerance, candles_fresh]
+    start, end = day_bounds_ms(day)
+    elapsed = max(0, (min(end, now_ms - now_ms % step) - start) // step)
+    missing = elapsed - rows
+    return dg.AssetCheckEvaluation(asset_key=asset_key, check_name=GAPS_WITHIN_TOLERANCE, partition=partition,
+                                   passed=missing <= MAX_MISSING_FRACTION * elapsed,
+                                   severity=dg.AssetCheckSeverity.WARN,
+                                   metadata={"missing_candles": int(missing), "expected_candles": int(elapsed)})
 
 
-def _latest_for_partition(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str):
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
-    ).records
-    return records[0].event_log_entry if records else None
+def candles_fresh(asset_key: dg.AssetKey, last_ms_by_symbol: dict[str, int], timeframe: str,
+                  now_ms: int) -> dg.AssetCheckEvaluation:
+    """Freshness of the symbols whose latest day this run refreshed (-1: no candle stored that day)."""
+    step = timeframe_ms(timeframe)
+    last_closed = now_ms - now_ms % step - step
+    lags, stale = {}, []
+    for symbol, last_ms in sorted(last_ms_by_symbol.items()):
+        if last_ms < 0:
+            lags[symbol], lag = "no candle today yet", None
+        else:
+            lag = (last_closed - last_ms) // step
+            lags[symbol] = f"{lag} candles behind ({format_ms(last_ms)})"
+        if lag is None or lag > MAX_STALENESS_CANDLES:
+            stale.append(symbol)
+    return dg.AssetCheckEvaluation(asset_key=asset_key, check_name=CANDLES_FRESH, passed=not stale, metadata=lags)

@@ -1,11 +1,10 @@
-"""The market-data stage's Definitions: asset, checks, refresh job and schedule, resources."""
+"""The market-data stage's Definitions: the candle asset (its checks run inside it), refresh job, schedule, resources."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from fin_ia_pipeline.market_data.assets import build_ohlcv_candles
-from fin_ia_pipeline.market_data.checks import build_candle_checks
 from fin_ia_pipeline.market_data.io_manager import CandleIOManager
 from fin_ia_pipeline.market_data.partitions import candle_partitions
 from fin_ia_pipeline.market_data.resources import CandleStoreResource, MarketSourceResource
@@ -15,18 +14,14 @@ from fin_ia_pipeline.settings import PipelineSettings
 
 def build_defs(settings: PipelineSettings) -> dg.Definitions:
     partitions = candle_partitions(settings.symbols, settings.start_date)
-    ohlcv_candles = build_ohlcv_candles(partitions)
-    checks = build_candle_checks(ohlcv_candles, settings.symbols, settings.timeframe)
+    ohlcv_candles = build_ohlcv_candles(partitions, settings.timeframe)
     refresh_job = dg.define_asset_job(
-        "refresh_candles",
-        selection=dg.AssetSelection.assets(ohlcv_candles).without_checks()
-        | dg.AssetSelection.checks(*checks[:2]),
-        description="Materialize ohlcv_candles partitions with their OHLC and gap checks.",
+        "refresh_candles", selection=dg.AssetSelection.assets(ohlcv_candles),
+        description="Materialize ohlcv_candles partitions (one, or a range in one run) with their checks.",
     )
     store = CandleStoreResource(root=settings.storage_root, timeframe=settings.timeframe)
     return dg.Definitions(
         assets=[ohlcv_candles],
-        asset_checks=checks,
         jobs=[refresh_job],
         schedules=[build_refresh_schedule(refresh_job, settings.symbols)],
         resources={

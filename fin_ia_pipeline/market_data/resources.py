@@ -8,7 +8,7 @@ from pydantic import PrivateAttr
 from upath import UPath
 
 from fin_ia_models.data.sources.base import MarketSource
-from fin_ia_models.data.storage import candle_partition_relpath, read_candles_parquet
+from fin_ia_models.data.storage import candle_partition_relpath, read_candles_parquet, write_candles_parquet
 
 
 class MarketSourceResource(dg.ConfigurableResource):
@@ -62,3 +62,7 @@ class CandleStoreResource(dg.ConfigurableResource):
         never stored; a corrupt or foreign file is a ``CorruptPartitionError`` naming it."""
         path = self.path(symbol, day)
         return read_candles_parquet(path, symbol, self.timeframe, day) if path.exists() else None
+
+    def write(self, symbol: str, day: str, frame: pd.DataFrame) -> None:
+        """Validate ``frame`` as the (symbol, day) partition and store it atomically with its content hash."""
+        write_candles_parquet(frame, self.path(symbol, day), day=day)

@@ -1,9 +1,9 @@
-"""Hourly refresh of today's candle partition for every symbol (and yesterday's during the first hour of a day,
-so the candle that closed at midnight lands in the day it belongs to)."""
-
+"""Hourly refresh of today's candle partition of every symbol (and yesterday's during the first hour of a day, so
+the candle that closed at midnight lands in the day it belongs to) — one run for all of them."""
 
 import dagster as dg
 import pandas as pd
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from fin_ia_pipeline.market_data.partitions import candle_partition_key
 
@@ -15,16 +15,16 @@ def build_refresh_schedule(job, symbols: tuple[str, ...]) -> dg.ScheduleDefiniti
         execution_timezone="UTC",
         job=job,
         default_status=dg.DefaultScheduleStatus.STOPPED,
-        description="Fetch the candles closed since the last refresh into today's partition of every symbol.",
+        description="Fetch the candles closed since the last refresh into today's partition of every symbol "
+        "(one run for all symbols; the freshness check is judged in it).",
     )
     def hourly_candle_refresh(context: dg.ScheduleEvaluationContext):
         now = pd.Timestamp(context.scheduled_execution_time).tz_convert("UTC")
-        days = [now.strftime("%Y-%m-%d")]
-        if now.hour == 0:
-            days.insert(0, (now - pd.Timedelta(days=1)).strftime("%Y-%m-%d"))
-        for day in days:
-            for symbol in symbols:
-                key = candle_partition_key(symbol, day)
-                yield dg.RunRequest(run_key=f"{key}@{now.isoformat()}", partition_key=key)
+        first_day = (now - pd.Timedelta(days=1)) if now.hour == 0 else now
+        # a partition range: every symbol (a contiguous run of the static dimension) × the day(s)
+        start = candle_partition_key(symbols[0], first_day.strftime("%Y-%m-%d"))
+        end = candle_partition_key(symbols[-1], now.strftime("%Y-%m-%d"))
+        yield dg.RunRequest(run_key=f"refresh@{now.isoformat()}",
+                            tags={ASSET_PARTITION_RANGE_START_TAG: str(start), ASSET_PARTITION_RANGE_END_TAG: str(end)})
 
     return hourly_candle_refresh

@@ -6,6 +6,7 @@ not run them never pays for torch)."""
 import dagster as dg
 
 from fin_ia_models.tracking.runs import flatten
+from fin_ia_pipeline.automation.conditions import follows_upstream
 from fin_ia_pipeline.compute import gpu_asset_kwargs
 from fin_ia_pipeline.settings import PipelineSettings
 from fin_ia_pipeline.tracking.resource import MlflowResource
@@ -62,7 +63,7 @@ def build_tokenizer_assets(settings: PipelineSettings,
         },
         io_manager_key="frame_io_manager",
         code_version="1",
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=follows_upstream(),
         description="Every stored candle series of the symbol cut into non-overlapping patches; per patch its end "
         "timestamp (open time of its last candle), token id and continuous latent. Causal: a patch uses only "
         "candles up to its end. Patches spanning a gap are absent.",

@@ -5,6 +5,7 @@ Bodies only wire: the work is ``fin_ia_models.world_model.stage`` (imported insi
 import dagster as dg
 
 from fin_ia_models.tracking.runs import flatten
+from fin_ia_pipeline.automation.conditions import follows_upstream
 from fin_ia_pipeline.compute import gpu_asset_kwargs
 from fin_ia_pipeline.settings import PipelineSettings
 from fin_ia_pipeline.tracking.resource import MlflowResource
@@ -68,7 +69,7 @@ def build_world_model_assets(settings: PipelineSettings,
              "ohlcv_candles": symbol_candles},
         io_manager_key="frame_io_manager",
         code_version="1",
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=follows_upstream(),
         description="Per-token context embedding of the symbol's token sequence; causal: row t uses tokens ≤ t.",
         **gpu_asset_kwargs(settings, kinds=("pytorch", "parquet")),
     )
