@@ -1,0 +1,1 @@
+"""Strate III: ``multiverse_model`` and ``multiverse_trajectories`` (group ``multiverse``)."""
