@@ -30,15 +30,23 @@ def stage_modules() -> list[str]:
 
 
 def executor_for(settings: PipelineSettings) -> dg.ExecutorDefinition:
-    """Multiprocess on one machine (the ``gpu`` pool in dagster.yaml keeps GPU steps to the GPUs present);
-    ``k8s_job_executor`` beyond it: each step its own pod, GPU-tagged steps on the H100 pool (see compute.py)."""
+    """How the steps of one run execute.
+
+    ``in_process`` (the default on one machine): every step of a run in the run's own process. A step process costs
+    a Python start and a code-location import (~3 s here, more than a day of candles takes), and torch is imported
+    once per run instead of once per step; the ``gpu`` pool in dagster.yaml still keeps GPU steps to the GPUs
+    present (Dagster's in-process executor claims pool slots too). ``multiprocess``: a process per step, steps of
+    one run in parallel. ``k8s``: ``k8s_job_executor``, each step its own pod, GPU-tagged steps on the H100 pool.
+    """
     if settings.executor == "k8s":
         try:
             from dagster_k8s import k8s_job_executor
         except ImportError as err:
             raise ImportError("FIN_IA_EXECUTOR=k8s needs dagster-k8s: pip install 'fin-ia[k8s]'") from err
         return k8s_job_executor
-    return dg.multiprocess_executor
+    if settings.executor == "multiprocess":
+        return dg.multiprocess_executor
+    return dg.in_process_executor
 
 
 def build_definitions(settings: PipelineSettings | None = None) -> dg.Definitions:

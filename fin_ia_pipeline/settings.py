@@ -21,7 +21,7 @@ from fin_ia_models.tokenizer.config import QUANTIZERS, TokenizerConfig
 from fin_ia_pipeline.compute import GpuPodSpec
 
 SOURCES = ("synthetic", "files", "binance")
-EXECUTORS = ("multiprocess", "k8s")
+EXECUTORS = ("in_process", "multiprocess", "k8s")
 
 
 def _env(var: str, meaning: str) -> dict:
@@ -54,8 +54,8 @@ class PipelineSettings:
         "MLFLOW_TRACKING_URI", "MLflow tracking store (default sqlite under $FIN_IA_HOME/mlflow; a server URL)"))
     mlflow_ui_url: str = field(default="http://127.0.0.1:5000", metadata=_env(
         "FIN_IA_MLFLOW_UI", "MLflow UI base URL used in run links"))
-    executor: str = field(default="multiprocess", metadata=_env(
-        "FIN_IA_EXECUTOR", "multiprocess (one machine) or k8s (dagster-k8s: a pod per step)"))
+    executor: str = field(default="in_process", metadata=_env(
+        "FIN_IA_EXECUTOR", "in_process (one process per run), multiprocess (a process per step) or k8s (a pod per step)"))
     drift_psi: float = field(default=0.25, metadata=_env(
         "FIN_IA_DRIFT_PSI", "token-drift PSI above which (and above its sampling noise) a retrain is requested"))
     # the GPU pod's defaults live with the rest of the GPU declaration (compute.py)

@@ -82,7 +82,8 @@ def test_executor_choice():
     from dagster_k8s import k8s_job_executor
 
     assert executor_for(PipelineSettings(executor="k8s")) is k8s_job_executor
-    assert executor_for(PipelineSettings()) is dg.multiprocess_executor
+    assert executor_for(PipelineSettings()) is dg.in_process_executor
+    assert executor_for(PipelineSettings(executor="multiprocess")) is dg.multiprocess_executor
     with pytest.raises(ValueError, match="FIN_IA_EXECUTOR"):
         PipelineSettings(executor="slurm")
 

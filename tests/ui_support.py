@@ -67,8 +67,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_dagster_dev(dagster_home: Path, fin_ia_home: Path, log_path: Path, port: int | None = None) -> DevServer:
-    """Start `dagster dev` on 127.0.0.1 with this repo's workspace, a fresh instance and the synthetic source.
+def start_dagster_dev(dagster_home: Path, fin_ia_home: Path, log_path: Path, port: int | None = None,
+                      settings: dict[str, str] | None = None) -> DevServer:
+    """Start `dagster dev` on 127.0.0.1 with this repo's workspace, a fresh instance and the synthetic source
+    (``settings``: other FIN_IA_* values, e.g. the files source for the backfill benchmark).
 
     The instance config is the repo's dagster_home/dagster.yaml, copied so the test never writes to the repo's
     DAGSTER_HOME. The onboarding ("Join the Dagster community") modal is marked seen the way the webserver itself
@@ -83,6 +85,7 @@ def start_dagster_dev(dagster_home: Path, fin_ia_home: Path, log_path: Path, por
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIN_IA_")}
     env.update(DAGSTER_HOME=str(dagster_home), FIN_IA_HOME=str(fin_ia_home), FIN_IA_SOURCE="synthetic",
                PYTHONUNBUFFERED="1")
+    env.update(settings or {})
     workspace = str(REPO / "workspace.yaml")
     command = [sys.executable, "-m", "dagster", "dev", "-w", workspace, "-h", "127.0.0.1", "-p", str(port)]
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,10 +119,11 @@ def screenshot_on_failure(page, step: str, server: DevServer) -> Iterator[None]:
         ) from err
 
 
-def graphql(url: str, query: str, timeout_s: float = 10.0) -> dict:
+def graphql(url: str, query: str, timeout_s: float = 10.0, variables: dict | None = None) -> dict:
     """POST one GraphQL query to the webserver; returns the `data` object, raises on GraphQL errors."""
+    payload = {"query": query, "variables": variables or {}}
     request = urllib.request.Request(
-        f"{url}/graphql", data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"}
+        f"{url}/graphql", data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
     )
     with urllib.request.urlopen(request, timeout=timeout_s) as response:
         body = json.loads(response.read())

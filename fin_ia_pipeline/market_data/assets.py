@@ -22,6 +22,7 @@ CANDLES = dg.AssetKey("ohlcv_candles")
 # Days per backfill run: a year of a symbol per run bounds what one failure costs to retry while keeping the full
 # 2017-2024 history of two symbols to ~16 runs (the daemon runs up to 4 at once).
 DAYS_PER_BACKFILL_RUN = 366
+LOG_EVERY = 50
 
 
 def candle_metadata(frame: pd.DataFrame, report, path: str | None = None) -> dict:
@@ -42,8 +43,10 @@ def candle_metadata(frame: pd.DataFrame, report, path: str | None = None) -> dic
     return meta
 
 
-def refresh_partition(context, source, store: CandleStoreResource, key: dg.MultiPartitionKey, now_ms: int):
-    """Refresh, write and re-check one (symbol, day): yields its materialization and check evaluations."""
+def refresh_partition(context, source, store: CandleStoreResource, key: dg.MultiPartitionKey, now_ms: int,
+                      verbose: bool = True):
+    """Refresh, write and re-check one (symbol, day): yields its materialization and check evaluations, returns
+    its one-line summary (logged here when ``verbose``)."""
     from fin_ia_models.data.refresh import refresh_stored_day
 
     symbol, day = key.keys_by_dimension[SYMBOL_DIM], key.keys_by_dimension[DATE_DIM]
@@ -61,8 +64,11 @@ def refresh_partition(context, source, store: CandleStoreResource, key: dg.Multi
     yield dg.AssetMaterialization(CANDLES, partition=str(key), metadata=metadata)
     yield checks.ohlc_consistent(CANDLES, str(key), lambda: store.read(symbol, day))
     yield checks.gaps_within_tolerance(CANDLES, str(key), day, len(result.frame), store.timeframe, now_ms)
-    context.log.info(f"{symbol} {day} from {source.name}: {result.fetched} fetched since "
-                     f"{format_ms(result.requested_from_ms)}, {result.added} new; {result.report.summary()}")
+    line = (f"{symbol} {day} from {source.name}: {result.fetched} fetched since {format_ms(result.requested_from_ms)}, "
+            f"{result.added} new; {result.report.summary()}")
+    if verbose:
+        context.log.info(line)
+    return line
 
 
 def build_ohlcv_candles(partitions_def: dg.MultiPartitionsDefinition, timeframe: str) -> dg.AssetsDefinition:
@@ -87,9 +93,15 @@ def build_ohlcv_candles(partitions_def: dg.MultiPartitionsDefinition, timeframe:
         source, now_ms = market_source.get_source(), int(time.time() * 1000)
         keys = [partitions_def.get_partition_key_from_str(k) for k in context.partition_keys]
         failed, transient = {}, False
-        for key in keys:
+        # Every log line is an event-log write (a sqlite commit on the embedded instance, as costly as the work of
+        # a whole day of candles): one line per partition for small runs, progress every LOG_EVERY days otherwise.
+        verbose = len(keys) <= LOG_EVERY
+        started = time.perf_counter()
+        for i, key in enumerate(keys, start=1):
             try:
-                yield from refresh_partition(context, source, candle_store, key, now_ms)
+                line = yield from refresh_partition(context, source, candle_store, key, now_ms, verbose)
+                if not verbose and (i % LOG_EVERY == 0 or i == len(keys)):
+                    context.log.info(f"{i}/{len(keys)} partitions in {time.perf_counter() - started:.0f}s; last: {line}")
             except MarketNotFoundError as err:  # no such file or market: asking again cannot help
                 raise dg.Failure(str(err), allow_retries=False) from err
             except MarketDataError as err:  # the source already retried with backoff; a later attempt may succeed

@@ -20,11 +20,16 @@ def build_refresh_schedule(job, symbols: tuple[str, ...]) -> dg.ScheduleDefiniti
     )
     def hourly_candle_refresh(context: dg.ScheduleEvaluationContext):
         now = pd.Timestamp(context.scheduled_execution_time).tz_convert("UTC")
-        first_day = (now - pd.Timedelta(days=1)) if now.hour == 0 else now
-        # a partition range: every symbol (a contiguous run of the static dimension) × the day(s)
-        start = candle_partition_key(symbols[0], first_day.strftime("%Y-%m-%d"))
-        end = candle_partition_key(symbols[-1], now.strftime("%Y-%m-%d"))
-        yield dg.RunRequest(run_key=f"refresh@{now.isoformat()}",
-                            tags={ASSET_PARTITION_RANGE_START_TAG: str(start), ASSET_PARTITION_RANGE_END_TAG: str(end)})
+        yield dg.RunRequest(run_key=f"refresh@{now.isoformat()}", tags=hourly_run_request_tags(symbols, now))
 
     return hourly_candle_refresh
+
+
+def hourly_run_request_tags(symbols, now: pd.Timestamp | None = None) -> dict[str, str]:
+    """The partition range of one hourly refresh: every symbol (a contiguous run of the static dimension) × today,
+    from yesterday during the first hour of a day."""
+    now = pd.Timestamp.now(tz="UTC") if now is None else now
+    first_day = (now - pd.Timedelta(days=1)) if now.hour == 0 else now
+    start = candle_partition_key(symbols[0], first_day.strftime("%Y-%m-%d"))
+    end = candle_partition_key(symbols[-1], now.strftime("%Y-%m-%d"))
+    return {ASSET_PARTITION_RANGE_START_TAG: str(start), ASSET_PARTITION_RANGE_END_TAG: str(end)}
