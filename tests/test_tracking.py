@@ -72,6 +72,8 @@ def test_one_run_one_version_candidate_alias_and_loadable(target):
     for name, tensor in tiny_model().state_dict().items():  # the logged weights come back bit for bit
         assert torch.equal(model.state_dict()[name], tensor), name
     assert client.get_model_version("fin-ia-test", "1").tags[SHA_TAG] == logged.sha256
+    # MLflow 3's UI shows the experiment as model training (runs, metrics, models), not its GenAI view
+    assert client.get_experiment(logged.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_promotion_moves_champion_only_when_the_gate_passes(target):

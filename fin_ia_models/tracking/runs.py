@@ -99,6 +99,9 @@ def system_info(device: str, precision: str) -> dict[str, str]:
     }
 
 
+EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+
+
 def mlflow_client(tracking_uri: str):
     """An ``MlflowClient`` on ``tracking_uri`` (tracking and registry), with bounded HTTP timeouts and retries."""
     import mlflow
@@ -117,7 +120,8 @@ def _experiment_id(client, name: str, artifact_root: str | None) -> str:
     if experiment is not None:
         return experiment.experiment_id
     location = None if artifact_root is None else f"{artifact_root.rstrip('/')}/{name}"
-    return client.create_experiment(name, artifact_location=location)
+    # MLflow 3's UI opens experiments in its GenAI view unless they are marked as model training.
+    return client.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
 
 
 class TrackedRun:
