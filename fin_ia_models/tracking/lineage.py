@@ -14,7 +14,6 @@ class LineageError(LookupError):
     """Unknown model, version or alias; or a tracking store that does not exist or cannot be reached."""
 
 
-STORE_TIMEOUT_S = 10.0  # one reachability probe of a tracking server; a live one answers /health in milliseconds
 _STORE_TABLES = ("registered_models", "model_versions", "runs")  # what a tracking store has once MLflow created it
 
 
@@ -24,8 +23,7 @@ def check_store(tracking_uri: str) -> None:
     registered model" instead of "wrong place". A server is probed on ``/health`` with a short timeout, so a dead
     one gives a connection error within seconds instead of MLflow's minutes of retries."""
     import sqlite3
-    import urllib.error
-    import urllib.request
+    from contextlib import closing
     from pathlib import Path
     from urllib.parse import urlparse
 
@@ -36,7 +34,7 @@ def check_store(tracking_uri: str) -> None:
         if not path.is_file():
             raise LineageError(f"no MLflow tracking store at {tracking_uri}: {path.resolve()} does not exist ({hint})")
         try:
-            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:  # read-only: never creates or migrates
+            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:  # read-only: never creates
                 tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as err:
             raise LineageError(f"{tracking_uri} is not an MLflow tracking store: {path} is not a readable sqlite "
@@ -44,16 +42,12 @@ def check_store(tracking_uri: str) -> None:
         if not set(_STORE_TABLES) <= tables:
             raise LineageError(f"{tracking_uri} is not an MLflow tracking store: {path} has no MLflow tables ({hint})")
     elif scheme in ("http", "https"):
-        url = tracking_uri.rstrip("/") + "/health"
+        from fin_ia_models.tracking.runs import TrackingStoreError, probe_tracking_server
+
         try:
-            with urllib.request.urlopen(url, timeout=STORE_TIMEOUT_S) as response:
-                response.read()
-        except urllib.error.HTTPError as err:
-            raise LineageError(f"MLflow tracking server {tracking_uri} answered {url} with HTTP {err.code}") from None
-        except (urllib.error.URLError, OSError) as err:
-            reason = getattr(err, "reason", err)
-            raise LineageError(f"cannot reach the MLflow tracking server {tracking_uri} ({reason}); is it running, "
-                               "and is MLFLOW_TRACKING_URI / --tracking-uri right?") from None
+            probe_tracking_server(tracking_uri)
+        except TrackingStoreError as err:
+            raise LineageError(str(err)) from None
     elif scheme in ("", "file"):
         path = Path(urlparse(tracking_uri).path if scheme else tracking_uri)
         if not path.is_dir():
