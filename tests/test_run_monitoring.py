@@ -3,8 +3,9 @@
 Real processes end to end, with the instance file the project ships (dagster_home/dagster.yaml: run queue, `gpu`
 pool limit 1, run monitoring): a Dagster code server (`dagster api grpc`), the daemon (`dagster-daemon run`: run
 queue and run monitoring) and runs launched with `dagster job launch`, i.e. the path a UI launch takes. A tiny
-asset in the `gpu` pool sleeps; its run worker is killed with SIGKILL while the step holds the pool slot. The code
-server marks the run FAILED, the monitoring daemon frees the slot, and the next run of a `gpu` step gets it.
+asset in the `gpu` pool sleeps; a second run of it waits in the run queue (no process: waiting costs nothing); the
+first run's worker is killed with SIGKILL while its step holds the pool slot. The code server marks that run FAILED,
+the monitoring daemon frees its slot, and the waiting run gets it and succeeds.
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ def test_sigkilled_gpu_run_is_failed_and_its_pool_slot_freed(tmp_path):
         (run_id,) = {r.run_id for r in instance.get_runs()} - before
         return run_id
 
-    def claimed() -> int:
-        return len(instance.event_log_storage.get_concurrency_info("gpu").claimed_slots)
+    def holders() -> set[str]:
+        """Runs holding a gpu pool slot."""
+        return {slot.run_id for slot in instance.event_log_storage.get_concurrency_info("gpu").claimed_slots}
 
     server = start("server", "dagster", "api", "grpc", "-f", "defs.py", "-h", "localhost", "-p", str(port))
     daemon = None
@@ -103,24 +105,29 @@ def test_sigkilled_gpu_run_is_failed_and_its_pool_slot_freed(tmp_path):
         daemon = start("daemon", "dagster-daemon", "run", "-w", "workspace.yaml")
 
         stuck = launch(seconds=600)
-        wait_for(lambda: claimed() == 1, 60, "the GPU step to claim the gpu pool slot")
+        wait_for(lambda: holders() == {stuck}, 60, "the GPU step to claim the gpu pool slot")
         (started,) = [e for e in instance.all_logs(stuck, of_type=DagsterEventType.ENGINE_EVENT)
                       if "Started process for run" in e.message]
         worker_pid = int(started.dagster_event.engine_event_data.metadata["pid"].value)
         assert instance.get_run_by_id(stuck).status == DagsterRunStatus.STARTED
 
+        # A second GPU run waits cheaply: queued by the run queue (no process at all), not spinning in a worker.
+        waiting = launch(seconds=0)
+        time.sleep(5)  # several dequeue ticks of the daemon
+        assert instance.get_run_by_id(waiting).status == DagsterRunStatus.QUEUED
+
         os.kill(worker_pid, signal.SIGKILL)  # mid-step: the step sleeps for 600 s holding the slot
         killed_at = time.monotonic()
-        wait_for(lambda: instance.get_run_by_id(stuck).status == DagsterRunStatus.FAILURE and claimed() == 0, 30,
-                 "the killed run to be FAILED and its gpu slot freed")
+        wait_for(lambda: instance.get_run_by_id(stuck).status == DagsterRunStatus.FAILURE and stuck not in holders(),
+                 30, "the killed run to be FAILED and its gpu slot freed")
         recovered_s = time.monotonic() - killed_at
         print(f"killed run FAILED and gpu slot freed {recovered_s:.1f} s after SIGKILL")
 
-        nxt = launch(seconds=0)
-        wait_for(lambda: instance.get_run_by_id(nxt).status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE),
-                 60, "the next GPU step's run")
-        assert instance.get_run_by_id(nxt).status == DagsterRunStatus.SUCCESS
-        assert claimed() == 0
+        wait_for(lambda: instance.get_run_by_id(waiting).status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE),
+                 60, "the waiting GPU step's run")
+        assert instance.get_run_by_id(waiting).status == DagsterRunStatus.SUCCESS
+        print(f"the waiting GPU run succeeded {time.monotonic() - killed_at:.1f} s after the SIGKILL")
+        assert holders() == set()
     finally:
         for proc in (daemon, server):
             if proc is not None and proc.poll() is None:
