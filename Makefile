@@ -13,7 +13,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCHCFM_SPEC ?= torchcfm==1.0.7
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 
-.PHONY: install demo test ui mlflow bench clean-state
+.PHONY: install instance demo test ui mlflow bench clean-state
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,13 +25,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: install
+# Create and migrate the sqlite instance under DAGSTER_HOME once, before anything opens it concurrently (the
+# webserver and the daemon of `make ui`, step processes): two processes creating a fresh instance at the same time
+# can leave it unopenable ("alembic_version has more than one head", #16). Opening an existing one is a no-op.
+instance: install
+	$(BIN)/python -c "import dagster; dagster.DagsterInstance.get().dispose()"
+
+demo: install instance
 	$(BIN)/fin-ia demo
 
-test: install
+test: install instance
 	$(BIN)/python -m pytest
 
-ui: install
+ui: install instance
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 # MLflow UI on the same store the pipeline writes (runs, registered models, lineage tags).

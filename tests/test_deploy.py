@@ -369,3 +369,124 @@ def test_compose_postgres_credentials_are_consistent():
 def test_compose_dagster_services_share_one_environment(name):
     services = compose_services()
     assert compose_env(services[name]) == compose_env(services["user_code"])
+
+
+# --- hardening (#16): no default passwords, MLflow behind a login, pinned images, bounded resources, monitoring ------
+
+_REQUIRED = re.compile(r"^\$\{([A-Z_]+):\?([^}]+)\}$")  # compose: stop with the message when the variable is unset
+_DIGEST = re.compile(r"^[\w.\-/]+(:[\w.\-]+)?@sha256:[0-9a-f]{64}$")
+
+
+def _compose_values(node):
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _compose_values(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _compose_values(value)
+    elif node is not None:
+        yield str(node)
+
+
+def test_compose_has_no_default_password_and_names_the_missing_variable():
+    text = COMPOSE.read_text()
+    assert not re.search(r"\$\{[A-Z_]*PASSWORD[A-Z_]*:?-", text), "a password with a default value"
+    references = re.findall(r"\$\{([A-Z_]*PASSWORD[A-Z_]*)(:?[?-]?)([^}]*)\}", text)
+    assert {name for name, _, _ in references} == {"POSTGRES_PASSWORD", "MLFLOW_TRACKING_PASSWORD"}
+    for name, op, message in references:
+        assert op == ":?" and name in message and "deploy/README.md" in message, (name, op, message)
+    services = compose_services()
+    for service in services.values():
+        for key, value in compose_env(service).items():
+            if "PASSWORD" in key and "://" not in value:
+                assert _REQUIRED.match(value), f"{key}={value} is not a required ${{VAR:?message}}"
+    readme = README.read_text()
+    assert "POSTGRES_PASSWORD" in readme and "MLFLOW_TRACKING_PASSWORD" in readme
+
+
+def test_mlflow_servers_require_a_login_and_the_pipeline_has_one():
+    import configparser
+
+    services = compose_services()
+    mlflow = services["mlflow"]
+    assert flag_value(mlflow["command"], "--app-name") == "basic-auth"
+    server_env = compose_env(mlflow)
+    mounts = dict(v.split(":")[1::-1] for v in mlflow["volumes"])  # target -> source
+    ini = configparser.ConfigParser()
+    assert ini.read(DEPLOY / mounts[server_env["MLFLOW_AUTH_CONFIG_PATH"]])
+    auth = ini["mlflow"]  # the keys MLflow's basic-auth app reads (mlflow/server/auth/config.py)
+    assert "admin_password" not in auth, "the admin password comes from the environment only"
+    assert auth["default_permission"] in {"READ", "EDIT", "MANAGE", "NO_PERMISSIONS"}
+    assert auth["authorization_function"] == "mlflow.server.auth:authenticate_request_basic_auth"
+    db = auth["database_uri"].removeprefix("sqlite:///")
+    assert any(db.startswith(v.split(":")[1] + "/") for v in mlflow["volumes"] if not v.startswith(".")), \
+        f"user store {db} is not on a volume"
+    # the basic-auth app needs Flask-WTF: mlflow's `auth` extra must be in the image that runs the server
+    assert re.search(r"mlflow\[auth\]", DOCKERFILES["cpu"].read_text())
+    client = compose_env(services["user_code"])
+    assert server_env["MLFLOW_AUTH_ADMIN_USERNAME"] == client["MLFLOW_TRACKING_USERNAME"]
+    assert server_env["MLFLOW_AUTH_ADMIN_PASSWORD"] == client["MLFLOW_TRACKING_PASSWORD"]
+
+    deployment = next(d for d in k8s_docs() if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert flag_value(container["args"], "--app-name") == "basic-auth"
+    env = {e["name"]: e for e in container["env"]}
+    secrets = {env[k]["valueFrom"]["secretKeyRef"]["name"] for k in ("MLFLOW_AUTH_ADMIN_USERNAME",
+                                                                      "MLFLOW_AUTH_ADMIN_PASSWORD")}
+    assert {env[k]["valueFrom"]["secretKeyRef"]["key"] for k in ("MLFLOW_AUTH_ADMIN_USERNAME",
+                                                                 "MLFLOW_AUTH_ADMIN_PASSWORD")} == \
+        {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
+    assert secrets <= {s["name"] for s in helm_user_deployment()["envSecrets"]}, "the user code lacks the login"
+    assert "basic-auth" in README.read_text()
+
+
+def _from_images(path: Path) -> list[str]:
+    args, images, stages = {}, [], set()
+    for instr, text in dockerfile_instructions(path):
+        if instr == "ARG" and "=" in text:
+            name, value = text.split("=", 1)
+            args.setdefault(name.strip(), value.strip().strip('"'))
+        if instr == "FROM":
+            parts = text.split()
+            image = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], parts[0])
+            if image not in stages:
+                images.append(image)
+            if len(parts) == 3 and parts[1].upper() == "AS":
+                stages.add(parts[2])
+    return images
+
+
+def test_base_and_service_images_are_pinned_by_digest():
+    for path in DOCKERFILES.values():
+        images = _from_images(path)
+        assert images, path
+        for image in images:
+            assert _DIGEST.match(image), f"{path.name}: FROM {image} is not pinned by digest"
+    assert len(_from_images(DOCKERFILES["gpu"])) == 2  # devel to build, runtime to run
+    for name, service in compose_services().items():
+        image = service["image"]
+        if not image.startswith("fin-ia:"):  # fin-ia:* is built here, from the pinned bases above
+            assert _DIGEST.match(image), f"compose {name}: image {image} is not pinned by digest"
+
+
+def test_every_compose_service_has_cpu_and_memory_limits():
+    for name, service in compose_services().items():
+        limits = service.get("deploy", {}).get("resources", {}).get("limits", {})
+        assert {"cpus", "memory"} <= set(limits), f"compose {name}: no cpu/memory limit"
+        assert re.fullmatch(r"(\$\{\w+:-)?\d+(\.\d+)?\}?", str(limits["cpus"])), limits
+        assert re.fullmatch(r"(\$\{\w+:-)?\d+[kmg]\}?", str(limits["memory"])), limits
+
+
+@pytest.mark.parametrize("path", [COMPOSE_INSTANCE, REPO / "dagster_home" / "dagster.yaml"],
+                         ids=["compose", "local"])
+def test_instances_monitor_runs_free_dead_slots_and_capture_fin_ia_logs(path):
+    config = _load(path)
+    monitoring = config["run_monitoring"]
+    assert monitoring["enabled"] is True
+    assert 0 < monitoring["free_slots_after_run_end_seconds"] <= 30
+    assert 0 < monitoring["poll_interval_seconds"] <= 30
+    assert monitoring["start_timeout_seconds"] > 0 and monitoring["max_runtime_seconds"] >= 3600
+    assert "fin_ia" in config["python_logs"]["managed_python_loggers"]
+    assert config["concurrency"]["pools"]["default_limit"] == 1
+    helm = _load(HELM)["dagsterDaemon"]["runMonitoring"]
+    assert helm["enabled"] is True and helm["freeSlotsAfterRunEndSeconds"] > 0

@@ -36,7 +36,7 @@ from fin_ia_models.data.schema import (
     with_meta,
 )
 from fin_ia_models.data.validation import CandleValidationError, ValidationReport, validate_candles
-from fin_ia_models.utils.atomic import atomic_write, remove_stale_temporaries
+from fin_ia_models.utils.atomic import atomic_write
 
 _SCHEMA = pa.schema(
     [("timestamp", pa.int64())] + [(c, pa.float64()) for c in CANDLE_COLUMNS[1:]]
@@ -117,11 +117,9 @@ def write_candles_parquet(
 
 
 def write_table_atomic(table: pa.Table, path: str | os.PathLike | UPath) -> None:
-    """Write a parquet table with the project's atomic writer, then delete temporaries that killed writers left in
-    the same folder (older than ``STALE_AFTER_S``; a write in progress is never that old)."""
-    target = UPath(path)
-    atomic_write(target, lambda handle: pq.write_table(table, handle))
-    remove_stale_temporaries(target.parent)
+    """Write a parquet table with the project's atomic writer (which also deletes temporaries that killed writers
+    left in the same folder: older than ``STALE_AFTER_S``; a write in progress is never that old)."""
+    atomic_write(UPath(path), lambda handle: pq.write_table(table, handle))
 
 
 def _describe(symbol: str | None, timeframe: str | None, day: str | None) -> str | None:

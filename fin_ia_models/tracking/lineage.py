@@ -11,7 +11,48 @@ from fin_ia_models.data.schema import format_ms
 
 
 class LineageError(LookupError):
-    """Unknown model, version or alias."""
+    """Unknown model, version or alias; or a tracking store that does not exist or cannot be reached."""
+
+
+_STORE_TABLES = ("registered_models", "model_versions", "runs")  # what a tracking store has once MLflow created it
+
+
+def check_store(tracking_uri: str) -> None:
+    """Refuse a tracking URI that names no existing MLflow store, before any MLflow client touches it: MLflow creates
+    a fresh empty sqlite database (or file store) at an unknown location, and a lookup in it then reports "no
+    registered model" instead of "wrong place". A server is probed on ``/health`` with a short timeout, so a dead
+    one gives a connection error within seconds instead of MLflow's minutes of retries."""
+    import sqlite3
+    from contextlib import closing
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    scheme = urlparse(tracking_uri).scheme
+    if scheme == "sqlite":
+        path = Path(tracking_uri.removeprefix("sqlite:///"))
+        hint = "run `fin-ia demo` first, or pass --tracking-uri / set MLFLOW_TRACKING_URI to the store the pipeline wrote"
+        if not path.is_file():
+            raise LineageError(f"no MLflow tracking store at {tracking_uri}: {path.resolve()} does not exist ({hint})")
+        try:
+            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:  # read-only: never creates
+                tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as err:
+            raise LineageError(f"{tracking_uri} is not an MLflow tracking store: {path} is not a readable sqlite "
+                               f"database ({err})") from None
+        if not set(_STORE_TABLES) <= tables:
+            raise LineageError(f"{tracking_uri} is not an MLflow tracking store: {path} has no MLflow tables ({hint})")
+    elif scheme in ("http", "https"):
+        from fin_ia_models.tracking.runs import TrackingStoreError, probe_tracking_server
+
+        try:
+            probe_tracking_server(tracking_uri)
+        except TrackingStoreError as err:
+            raise LineageError(str(err)) from None
+    elif scheme in ("", "file"):
+        path = Path(urlparse(tracking_uri).path if scheme else tracking_uri)
+        if not path.is_dir():
+            raise LineageError(f"no MLflow tracking store at {tracking_uri}: {path} is not a folder")
+    # databricks, postgresql://, ...: MLflow's own client reports what is wrong (bounded by runs.HTTP_LIMITS)
 
 
 @dataclass
@@ -49,36 +90,49 @@ def parse_model_spec(spec: str) -> tuple[str, str | None, str | None]:
     return match.group("name"), match.group("alias"), match.group("version")
 
 
-def _version(client, name: str, alias: str | None, version: str | None):
+def _not_found(err) -> bool:
+    """True when MLflow says the thing does not exist; False for every other failure (connection, permission...)."""
+    return getattr(err, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
+def _version(client, name: str, alias: str | None, version: str | None, uri: str):
     from mlflow.exceptions import MlflowException
 
     try:
         client.get_registered_model(name)
-    except MlflowException:
+    except MlflowException as err:
+        if not _not_found(err):
+            raise LineageError(f"cannot read registered model {name!r} from {uri}: {err}") from None
         known = sorted(m.name for m in client.search_registered_models())
-        raise LineageError(f"no registered model {name!r} (known: {', '.join(known) or 'none'})") from None
+        raise LineageError(f"no registered model {name!r} in {uri} (known: {', '.join(known) or 'none'})") from None
     try:
         if alias:
             return client.get_model_version_by_alias(name, alias)
         if version:
             return client.get_model_version(name, version)
-    except MlflowException:
+    except MlflowException as err:
+        if not _not_found(err):
+            raise LineageError(f"cannot read {name} from {uri}: {err}") from None
         raise LineageError(f"{name} has no {'alias @' + alias if alias else 'version ' + str(version)}") from None
     try:
         return client.get_model_version_by_alias(name, "champion")
-    except MlflowException:
+    except MlflowException as err:
+        if not _not_found(err):
+            raise LineageError(f"cannot read {name}@champion from {uri}: {err}") from None
         versions = client.search_model_versions(f"name='{name}'")
         return max(versions, key=lambda v: int(v.version))
 
 
 def resolve_lineage(tracking_uri: str, spec: str, _depth: int = 0) -> ModelNode:
-    from mlflow import MlflowClient
+    from fin_ia_models.tracking.runs import mlflow_client
 
     if _depth > 16:
         raise LineageError("lineage deeper than 16 levels: a cycle in the upstream tags?")
-    client = MlflowClient(tracking_uri, tracking_uri)
     name, alias, version = parse_model_spec(spec)
-    mv = _version(client, name, alias, version)
+    if _depth == 0:
+        check_store(tracking_uri)
+    client = mlflow_client(tracking_uri)  # bounded HTTP timeouts and retries
+    mv = _version(client, name, alias, version, tracking_uri)
     run = client.get_run(mv.run_id)
     tags = run.data.tags
     node = ModelNode(

@@ -34,6 +34,34 @@ HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "20", "MLFLOW_HTTP_REQUEST_MAX_RET
                "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 
 
+PROBE_TIMEOUT_S = 10.0  # a live tracking server answers /health in milliseconds; a dead or hung one fails in this
+
+
+class TrackingStoreError(RuntimeError):
+    """The MLflow tracking store cannot be reached or used; raised before any training starts."""
+
+
+def probe_tracking_server(tracking_uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """For an http(s) tracking URI: one ``GET /health`` with a short timeout (MLflow's own client would retry for
+    up to a minute on a server that accepts connections but never answers). Other URIs are not probed."""
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlparse
+
+    if urlparse(tracking_uri).scheme not in ("http", "https"):
+        return
+    url = tracking_uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            response.read()
+    except urllib.error.HTTPError as err:
+        raise TrackingStoreError(f"MLflow tracking server {tracking_uri} answered {url} with HTTP {err.code}") from None
+    except (urllib.error.URLError, OSError) as err:
+        raise TrackingStoreError(f"cannot reach the MLflow tracking server {tracking_uri} "
+                                 f"({getattr(err, 'reason', err)}); is it running, and is MLFLOW_TRACKING_URI "
+                                 "right?") from None
+
+
 @dataclass(frozen=True)
 class UpstreamModel:
     """A registered model version a training run consumed."""
@@ -194,9 +222,15 @@ def tracked_run(target: TrackingTarget, experiment: str, run_name: str,
     """Open a run (before training, so its duration is the training's and an unreachable store fails at once);
     it ends FINISHED when the block succeeds and FAILED when it raises."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
+    probe_tracking_server(target.tracking_uri)
     client = mlflow_client(target.tracking_uri)
-    experiment_id = _experiment_id(client, experiment, target.artifact_root)
+    try:
+        experiment_id = _experiment_id(client, experiment, target.artifact_root)
+    except MlflowException as err:
+        raise TrackingStoreError(f"MLflow tracking store {target.tracking_uri} cannot be used before training "
+                                 f"(nothing was trained): {err}") from err
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags)) as run:
         yield TrackedRun(target, client, run, experiment_id, tags)
 

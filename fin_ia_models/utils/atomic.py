@@ -5,8 +5,9 @@ then fsync the folder so the rename itself survives a power loss. Without the fs
 the rename can come back with an empty or partial file under the final name. On object stores (s3://, gs://) one PUT
 is already atomic, so the object is written directly.
 
-A process killed mid-write leaves its temporary sibling behind; ``remove_stale_temporaries`` deletes those older than
-a given age (writers call it on the folder they write to, so leftovers do not pile up).
+A process killed mid-write (SIGKILL, OOM, a lost node) leaves its temporary sibling behind; every local
+``atomic_write`` therefore ends by deleting the temporaries in its folder older than ``STALE_AFTER_S``
+(``remove_stale_temporaries``), so leftovers never pile up while a write in progress in another process is left alone.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def atomic_write(path, write: Callable[[BinaryIO], None]) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(local.parent)
+    remove_stale_temporaries(local.parent)
 
 
 def atomic_write_bytes(path, data: bytes) -> None:

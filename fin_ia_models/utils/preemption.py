@@ -339,6 +339,7 @@ class PreemptionCheckpoint(Checkpoint):
             os.replace(tmp, self.path)
         finally:
             tmp.unlink(missing_ok=True)
+        # also deletes a temporary that a training killed mid-save (SIGKILL, OOM) left in this folder
         atomic_write_bytes(self.path.with_name(CHECKPOINT_NAME + ".sha256"), digest.encode())
         fsync_dir(self.dirpath)
         log.info("saved %s checkpoint at step %d to %s", reason, trainer.global_step, self.path)
