@@ -211,8 +211,9 @@ def main(argv: list[str] | None = None) -> dict:
     config = jepa_profile(args.profile, **overrides)
     runs = []
     for seed in args.seeds:
-        run = jepa_report(frames, tokenizer, config, split, seed, args.output_dir / f"seed{seed}", args.window,
-                          args.train_symbols)
+        # one seed: jepa_encoder.safetensors lands in the output folder itself (where Strate III's command reads it)
+        seed_dir = args.output_dir if len(args.seeds) == 1 else args.output_dir / f"seed{seed}"
+        run = jepa_report(frames, tokenizer, config, split, seed, seed_dir, args.window, args.train_symbols)
         runs.append(run)
         p = run["probes"]
         print(f"seed {seed}: JEPA R² {p['jepa_rv_r2']:+.4f}, untrained {p['untrained_rv_r2']:+.4f}, raw "
