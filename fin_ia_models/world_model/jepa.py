@@ -72,8 +72,9 @@ class ContextEncoder(nn.Module):
     """Token embedding (+ projected continuous latents, + projected scale inputs) → Mamba-2 stack. Causal.
 
     With ``config.scale_inputs`` the exo tensor's columns (the exo z-scores and the patch's log σ and relative volume,
-    ``exo_signals.py``) are added to the token embedding through one linear map: they are the scale RevIN removes,
-    and each is computed from the token's own patch and earlier candles, so causality is unchanged."""
+    ``exo_signals.py``) are added to the token embedding through a linear map (``scale_hidden`` 0) or a GELU MLP: they
+    are the scale RevIN removes, and each is computed from the token's own patch and earlier candles, so causality is
+    unchanged. The MLP matters because the stack's RMSNorms keep a linear 4-vector's direction, not its magnitude."""
 
     def __init__(self, config: JEPAConfig) -> None:
         super().__init__()
