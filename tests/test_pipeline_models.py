@@ -106,7 +106,8 @@ def test_token_sequences_cover_the_stored_series(pipeline):
 def test_jepa_encoder_reports_probes_and_collapse_stats(pipeline):
     settings, defs, instance, results, _ = pipeline
     m = meta(results[("jepa_encoder", None)], "jepa_encoder")
-    for key in ("probe_jepa_rv_r2", "probe_raw_rv_r2", "probe_jepa_sign_auc", "probe_raw_sign_accuracy",
+    for key in ("probe_jepa_rv_r2", "probe_raw_rv_r2", "probe_single_rv_r2", "probe_jepa_sign_auc",
+                "probe_raw_sign_accuracy", "val_probe_jepa_rv_r2", "val_jepa_minus_single_rv_r2",
                 "final_collapse_effective_rank", "final_collapse_std_min", "final_loss"):
         assert np.isfinite(m[key]), key
     assert m["exo_clock"] is True and m["steps"] == 8
@@ -214,8 +215,14 @@ def test_rematerializing_adds_a_version_with_identical_weights_and_digests(pipel
     assert digests[:2] == digests[2:]
 
 
-def test_champion_gate_promotes_the_first_version(pipeline):
+def test_champion_gate_applies_the_validation_floor_to_the_first_version(pipeline):
+    """The first JEPA version is promoted only if its validation probe beats the single-feature baseline (issue 12;
+    both outcomes are tested deterministically in tests/test_tracking.py); here the real asset's decision must follow
+    its own logged metric."""
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from fin_ia_models.world_model.probes import GATE_METRIC
 
     settings, defs, instance, results, _ = pipeline
     job = dg.define_asset_job("gate", selection=dg.AssetSelection.checks(
@@ -223,10 +230,18 @@ def test_champion_gate_promotes_the_first_version(pipeline):
     result = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("gate").execute_in_process(
         instance=instance)
     (evaluation,) = result.get_asset_check_evaluations()
-    assert evaluation.passed and evaluation.metadata["reason"].value == "no champion yet"
     client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
     jepa = meta(results[("jepa_encoder", None)], "jepa_encoder")
-    assert str(client.get_model_version_by_alias("fin-ia-jepa", "champion").version) == jepa["mlflow_model_version"]
+    margin = client.get_run(jepa["mlflow_run_id"]).data.metrics[GATE_METRIC]
+    assert np.isfinite(margin)
+    if margin > 0:
+        assert evaluation.passed and evaluation.metadata["reason"].value == "no champion yet"
+        assert str(client.get_model_version_by_alias("fin-ia-jepa", "champion").version) == \
+            jepa["mlflow_model_version"]
+    else:
+        assert not evaluation.passed and "absolute floor" in evaluation.metadata["reason"].value
+        with pytest.raises(MlflowException):
+            client.get_model_version_by_alias("fin-ia-jepa", "champion")
 
 
 def test_new_candles_trigger_the_derived_assets_of_that_symbol_despite_missing_history(pipeline):

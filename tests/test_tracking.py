@@ -8,7 +8,7 @@ import torch
 
 from fin_ia_models.tracking.datasets import dataset_ref, frames_digest
 from fin_ia_models.tracking.lineage import LineageError, format_lineage, parse_model_spec, resolve_lineage
-from fin_ia_models.tracking.registry import Gate, promote_if_better
+from fin_ia_models.tracking.registry import Floor, Gate, promote_if_better
 from fin_ia_models.tokenizer.config import TokenizerConfig
 from fin_ia_models.tokenizer.model import TokenizerModel
 from fin_ia_models.tracking.runs import (SHA_TAG, TrackingTarget, UpstreamModel, flatten, load_registered_model,
@@ -96,6 +96,37 @@ def test_promotion_moves_champion_only_when_the_gate_passes(target):
     assert str(client.get_model_version_by_alias("fin-ia-gate", "champion").version) == better.version
     # old versions stay loadable
     assert isinstance(load_registered_model(target.tracking_uri, "models:/fin-ia-gate/1"), TokenizerModel)
+
+
+def test_jepa_floor_refuses_a_version_that_loses_to_the_single_feature_baseline(target):
+    """Issue 12: the ``jepa_encoder`` gate (the pipeline's own JEPA_FLOORS/JEPA_GATES) refuses a version whose
+    validation probe does not beat the single-feature baseline, even with no champion yet and even when it is
+    better than the champion; a version that beats it is promoted."""
+    from mlflow import MlflowClient
+
+    from fin_ia_models.world_model.probes import GATE_METRIC
+    from fin_ia_pipeline.tracking.promotion import JEPA_FLOORS, JEPA_GATES
+
+    client = MlflowClient(target.tracking_uri, target.tracking_uri)
+    name = "fin-ia-jepa-floor"
+    losing = log_tiny(target, name, {GATE_METRIC: -0.05, "val_probe_jepa_rv_r2": 0.30})
+    first = promote_if_better(target.tracking_uri, name, losing.version, JEPA_GATES, JEPA_FLOORS)
+    assert not first.promoted and "absolute floor" in first.reason and GATE_METRIC in first.reason
+    with pytest.raises(Exception):  # no alias was set
+        client.get_model_version_by_alias(name, "champion")
+    tags = client.get_model_version(name, losing.version).tags
+    assert tags["fin_ia.promotion"] == "rejected" and tags[f"fin_ia.floor.{GATE_METRIC}"].startswith("candidate=-0.05")
+    tie = log_tiny(target, name, {GATE_METRIC: 0.0, "val_probe_jepa_rv_r2": 0.31})  # equal is not beating
+    assert not promote_if_better(target.tracking_uri, name, tie.version, JEPA_GATES, JEPA_FLOORS).promoted
+    winning = log_tiny(target, name, {GATE_METRIC: 0.02, "val_probe_jepa_rv_r2": 0.35})
+    accepted = promote_if_better(target.tracking_uri, name, winning.version, JEPA_GATES, JEPA_FLOORS)
+    assert accepted.promoted and accepted.reason == "no champion yet"
+    assert str(client.get_model_version_by_alias(name, "champion").version) == winning.version
+    # better than the champion on R² but below the floor: still refused, the champion stays
+    sneaky = log_tiny(target, name, {GATE_METRIC: -0.01, "val_probe_jepa_rv_r2": 0.50})
+    assert not promote_if_better(target.tracking_uri, name, sneaky.version, JEPA_GATES, JEPA_FLOORS).promoted
+    assert str(client.get_model_version_by_alias(name, "champion").version) == winning.version
+    assert Floor("m", 0.0).passes(1e-9) and not Floor("m", 0.0).passes(0.0)
 
 
 def test_gate_on_a_missing_metric_is_an_error(target):

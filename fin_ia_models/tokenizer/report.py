@@ -7,6 +7,9 @@ Two evaluations, kept apart on purpose:
   would touch only 1 − (1 − 1/1024)^1100 ≈ 66 % of 1024 codes (``uniform_expected_utilization``).
 - ``test_dense``: patches ending at EVERY test candle (stride 1, ~17.5k patches), each still built from its own past
   candles only — the code-usage of the tokenizer as a function, not of one sequence.
+
+Both views are also scored on ``--unseen-symbols`` (SOL/USDT and BNB/USDT by default: never seen in training), and
+every utilization and perplexity is stated as a fraction of its uniform ceiling (the goal: ≥ 90 % of it).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", default="cpu", choices=PROFILES)
     parser.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     parser.add_argument("--train-stride", type=int, default=None, help="override the profile's train_stride")
+    parser.add_argument("--unseen-symbols", nargs="*", default=["SOLUSDT", "BNBUSDT"],
+                        help="scored on the test year too, never trained on")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine is shared)")
     parser.add_argument("--output-dir", type=Path, default=Path(".fin_ia/tokenizer_report"))  # git-ignored
@@ -69,6 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     train_end_ms = split.range_ms("val")[1]  # everything up to the end of the validation window is training data
     test_start_ms, test_end_ms = split.range_ms("test")
     frames = [read_candle_file(args.data_dir / f"{s}_{args.timeframe}.csv") for s in args.symbols]
+    unseen_frames = [read_candle_file(args.data_dir / f"{s}_{args.timeframe}.csv") for s in args.unseen_symbols]
     train_frames = [_slice(f, 0, train_end_ms) for f in frames]
     # metrics during training use the test range too (non-overlapping); the report recomputes both views below
     test_frames = [_slice(f, test_start_ms, test_end_ms) for f in frames]
@@ -85,17 +91,26 @@ def main(argv: list[str] | None = None) -> dict:
         tokens = evaluate_patches(result.model, _test_patches(frames, config, config.patch_len, test_start_ms,
                                                               test_end_ms))
         dense = evaluate_patches(result.model, _test_patches(frames, config, 1, test_start_ms, test_end_ms))
+        unseen = {}
+        for symbol, frame in zip(args.unseen_symbols, unseen_frames):
+            for view, stride in (("tokens", config.patch_len), ("dense", 1)):
+                unseen[f"{symbol}_{view}"] = evaluate_patches(
+                    result.model, _test_patches([frame], config, stride, test_start_ms, test_end_ms))
         results["quantizers"][quantizer] = {
             "config": config.to_dict(), "wall_time_s": wall, "device": result.device,
             "n_train_patches": result.info["n_train_patches"], "checkpoint": str(result.checkpoint_path),
-            "history": result.history, "test_tokens": tokens, "test_dense": dense,
+            "history": result.history, "test_tokens": tokens, "test_dense": dense, "unseen": unseen,
         }
-        for name, m in (("test_tokens (non-overlapping)", tokens), ("test_dense (stride 1)", dense)):
+        views = [("test_tokens (non-overlapping)", tokens), ("test_dense (stride 1)", dense),
+                 *((f"unseen {k}", m) for k, m in unseen.items())]
+        for name, m in views:
             print(f"{quantizer} {name}: {m['n_patches']} patches, utilization {m['utilization']:.3f} "
                   f"(ideal uniform: {m['uniform_expected_utilization']:.3f}), perplexity {m['perplexity']:.1f} "
                   f"(ideal uniform: {m['uniform_reference_perplexity']:.1f}), recon MAE {m['recon_mae']:.4f} "
                   f"vs patch-mean baseline {m['recon_mae_patch_mean_baseline']:.4f} "
-                  f"(ret_close {m['recon_mae_ret_close']:.4f} %)")
+                  f"(ret_close {m['recon_mae_ret_close']:.4f} %); of the uniform ceiling: utilization "
+                  f"{m['utilization'] / m['uniform_expected_utilization']:.1%}, perplexity "
+                  f"{m['perplexity'] / m['uniform_reference_perplexity']:.1%}")
         print(f"{quantizer}: trained in {wall:.0f} s on {result.device}; revived codes per epoch "
               f"{[int(r['revived']) for r in result.history]}; loss per epoch "
               f"{[round(r['loss'], 4) for r in result.history]}")

@@ -1,8 +1,10 @@
-"""Registry promotion: ``champion`` moves to a ``candidate`` version only if its metric gate passes against the
-current champion; the decision and both metric values are recorded as tags on the candidate version."""
+"""Registry promotion: ``champion`` moves to a ``candidate`` version only if its absolute floors pass (``Floor``:
+e.g. "beats the single-feature baseline on validation") and its metric gates pass against the current champion;
+the decision and the metric values are recorded as tags on the candidate version."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fin_ia_models.tracking.runs import CHAMPION
@@ -22,6 +24,18 @@ class Gate:
 
 
 @dataclass(frozen=True)
+class Floor:
+    """An absolute bar, independent of any champion: the candidate's ``metric`` must be strictly above ``minimum``
+    (a first version is refused too when it fails; "no champion yet" is no reason to promote a bad model)."""
+
+    metric: str
+    minimum: float = 0.0
+
+    def passes(self, value: float) -> bool:
+        return value > self.minimum
+
+
+@dataclass(frozen=True)
 class PromotionDecision:
     promoted: bool
     reason: str
@@ -34,8 +48,10 @@ def _run_metrics(client, version) -> dict[str, float]:
     return client.get_run(version.run_id).data.metrics
 
 
-def promote_if_better(tracking_uri: str, model_name: str, version: str, gates: list[Gate]) -> PromotionDecision:
-    """Compare ``version`` to the current champion on every gate; move the alias only if all pass."""
+def promote_if_better(tracking_uri: str, model_name: str, version: str, gates: list[Gate],
+                      floors: Sequence[Floor] = ()) -> PromotionDecision:
+    """Check ``version`` against every floor, then compare it to the current champion on every gate; move the alias
+    only if all pass."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -46,12 +62,19 @@ def promote_if_better(tracking_uri: str, model_name: str, version: str, gates: l
     except MlflowException:
         champion = None
     cand_metrics = _run_metrics(client, candidate)
-    missing = [g.metric for g in gates if g.metric not in cand_metrics]
+    missing = [m for m in [*(g.metric for g in gates), *(f.metric for f in floors)] if m not in cand_metrics]
     if missing:
         raise ValueError(f"{model_name} v{version} has no metric(s) {missing} to gate on")
     champ_metrics = _run_metrics(client, champion) if champion is not None else {}
     values = {g.metric: (cand_metrics[g.metric], champ_metrics.get(g.metric)) for g in gates}
-    if champion is None:
+    below = [f"{f.metric} {cand_metrics[f.metric]:.6g} <= {f.minimum:g}" for f in floors
+             if not f.passes(cand_metrics[f.metric])]
+    for f in floors:
+        client.set_model_version_tag(model_name, candidate.version, f"fin_ia.floor.{f.metric}",
+                                     f"candidate={cand_metrics[f.metric]:.6g} minimum={f.minimum:g}")
+    if below:
+        promoted, reason = False, f"below the absolute floor: {'; '.join(below)}"
+    elif champion is None:
         promoted, reason = True, "no champion yet"
     elif champion.version == candidate.version:
         promoted, reason = True, "already champion"

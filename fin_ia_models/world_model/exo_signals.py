@@ -8,13 +8,22 @@ closed). For that patch::
     rv_T  = sqrt( Σ_i r_i² ),  r_i = log(close_i / close_{i-1})     (realized volatility of the patch)
     vol_T = Σ_i volume_i
     exo_vol_T    = (log rv_T  - mean) / std   over the trailing ``window`` tokens ending at T (inclusive)
-    exo_volume_T = (log(vol_T + 1) - mean) / std   likewise
+    exo_volume_T = (log vol_T - mean) / std   likewise (a patch with zero volume is left out of the statistics)
 
-Only candles with open time ≤ T enter row T, so changing later candles leaves earlier rows unchanged. Rows with
-fewer than ``min_periods`` past tokens, a missing candle in the patch, or zero trailing std are 0 (neutral clock).
+and the two SCALE inputs (``JEPAConfig.scale_inputs``): the statistics per-patch RevIN divides out of the tokens,
+made unit-free so one model serves every symbol::
 
-The result is a frame ``end_timestamp, exo_vol, exo_volume`` (float32). Pass it to ``train_jepa(..., exo=...)`` /
-``embed_sequence(..., exo=...)`` keyed by symbol, or add those two columns to the token-sequence frame itself.
+    scale_ret_T    = log(100 · std_i r_i)                          (log σ of the patch's returns, σ in %)
+    scale_volume_T = log( mean_i volume_i / mean of volume over the trailing ``window`` candles ending at T )
+
+Every column is invariant to the unit of volume (×1000 leaves it unchanged): z-scores of a log and a ratio of two
+volumes. Only candles with open time ≤ T enter row T, so changing later candles leaves earlier rows unchanged. Rows
+with fewer than ``min_periods`` past tokens, a missing candle in the patch, or zero trailing std are 0 (neutral clock);
+the scale inputs are 0 where the patch is incomplete.
+
+The result is a frame ``end_timestamp`` + ``EXO_COLUMNS`` + ``SCALE_COLUMNS`` (float32). Pass it to
+``train_jepa(..., exo=...)`` / ``embed_sequence(..., exo=...)`` keyed by symbol, or add those columns to the
+token-sequence frame itself.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import pandas as pd
 from fin_ia_models.data.schema import timeframe_ms
 
 EXO_COLUMNS: tuple[str, ...] = ("exo_vol", "exo_volume")
+SCALE_COLUMNS: tuple[str, ...] = ("scale_ret", "scale_volume")
 
 
 def exo_from_candles(
@@ -60,18 +70,34 @@ def exo_from_candles(
     cs_r2, cs_vol, cs_bad = (np.r_[0.0, np.cumsum(v)] for v in (r2, volume, bad))
     rv = np.full(len(ends), np.nan)
     vol = np.full(len(ends), np.nan)
+    sd = np.full(len(ends), np.nan)
+    cs_r = np.r_[0.0, np.cumsum(np.nan_to_num(logret))]
     i0, i1 = pos_start[complete], pos_end[complete] + 1
     ok = (cs_bad[i1] - cs_bad[i0]) == 0
     rv_c = np.sqrt(cs_r2[i1] - cs_r2[i0])
     vol_c = cs_vol[i1] - cs_vol[i0]
     rv[np.flatnonzero(complete)[ok]] = rv_c[ok]
     vol[np.flatnonzero(complete)] = vol_c
+    mean_r = (cs_r[i1] - cs_r[i0]) / patch_len
+    sd_c = np.sqrt(np.maximum((cs_r2[i1] - cs_r2[i0]) / patch_len - mean_r**2, 0.0))  # population σ, as RevIN
+    sd[np.flatnonzero(complete)[ok]] = sd_c[ok]
+    # trailing mean volume per candle over `window` candles ending at each candle (inclusive: causal)
+    trail = pd.Series(volume).rolling(window, min_periods=min_periods).mean().to_numpy()
+    rel = np.full(len(ends), np.nan)
+    cpos = pos_end[complete]
+    rel[np.flatnonzero(complete)] = (vol_c / patch_len) / trail[cpos]
 
     out = {"end_timestamp": ends}
-    for name, raw in (("exo_vol", np.log(np.maximum(rv, 1e-12))), ("exo_volume", np.log1p(vol))):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_vol = np.where(vol > 0, np.log(vol), np.nan)  # log, not log1p: z-scores then ignore the volume unit
+        log_rel = np.where(rel > 0, np.log(rel), np.nan)
+        log_sd = np.where(sd > 0, np.log(100.0 * sd), np.nan)
+    for name, raw in (("exo_vol", np.log(np.maximum(rv, 1e-12))), ("exo_volume", log_vol)):
         s = pd.Series(raw)
         mean = s.rolling(window, min_periods=min_periods).mean()  # trailing, includes row T: causal
         std = s.rolling(window, min_periods=min_periods).std()
         z = ((s - mean) / std.where(std > 0)).to_numpy()
         out[name] = np.nan_to_num(z, nan=0.0).astype(np.float32)
+    out["scale_ret"] = np.nan_to_num(log_sd, nan=0.0).astype(np.float32)
+    out["scale_volume"] = np.nan_to_num(log_rel, nan=0.0).astype(np.float32)
     return pd.DataFrame(out)

@@ -58,15 +58,42 @@ class MambaStack(nn.Module):
         return self.final_norm(h_t), new
 
 
+N_SCALE_INPUTS = 4  # exo_signals.EXO_COLUMNS + SCALE_COLUMNS: what the embedding reads when config.scale_inputs
+
+
+def _clock(exo: torch.Tensor | None, config: JEPAConfig) -> torch.Tensor | None:
+    """The exo-clock's signals: the first ``n_signals`` exo columns (None when the clock is off)."""
+    if exo is None or not config.mixer.exo.enabled:
+        return None
+    return exo[..., : config.mixer.exo.n_signals]
+
+
 class ContextEncoder(nn.Module):
-    """Token embedding (+ projected continuous latents) → Mamba-2 stack. Causal."""
+    """Token embedding (+ projected continuous latents, + projected scale inputs) → Mamba-2 stack. Causal.
+
+    With ``config.scale_inputs`` the exo tensor's columns (the exo z-scores and the patch's log σ and relative volume,
+    ``exo_signals.py``) are added to the token embedding through a linear map (``scale_hidden`` 0) or a GELU MLP: they
+    are the scale RevIN removes, and each is computed from the token's own patch and earlier candles, so causality is
+    unchanged. The MLP matters because the stack's RMSNorms keep a linear 4-vector's direction, not its magnitude."""
 
     def __init__(self, config: JEPAConfig) -> None:
         super().__init__()
         d = config.mixer.d_model
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, d)
+        # std 0.02 (GPT-2/I-JEPA's init) instead of N(0, 1): the token vector must not drown the scale inputs,
+        # which enter at the same (small) init scale
+        nn.init.normal_(self.embed.weight, std=0.02)
         self.latent_proj = nn.Linear(config.n_latent, d) if config.n_latent > 0 else None
+        self.scale_proj = None
+        if config.scale_inputs:
+            if config.scale_hidden > 0:
+                last = nn.Linear(config.scale_hidden, d)
+                self.scale_proj = nn.Sequential(nn.Linear(N_SCALE_INPUTS, config.scale_hidden), nn.GELU(), last)
+            else:
+                last = self.scale_proj = nn.Linear(N_SCALE_INPUTS, d)
+            nn.init.normal_(last.weight, std=0.02)
+            nn.init.zeros_(last.bias)
         self.mask_token = nn.Parameter(torch.zeros(d))
         nn.init.normal_(self.mask_token, std=0.02)
         self.stack = MambaStack(config.mixer, config.n_layers)
@@ -85,11 +112,20 @@ class ContextEncoder(nn.Module):
             if latents is None:
                 raise ValueError(f"config.n_latent = {self.config.n_latent}: pass latents (b, l, n_latent)")
             h = h + self.latent_proj(latents)
-        if mask is not None:
+        h = self._add_scale(h, exo)
+        if mask is not None:  # the mask token replaces the whole input, scale included
             h = torch.where(mask[..., None], self.mask_token.to(h.dtype), h)
             if exo is not None:  # a masked patch's volatility is target information: neutral clock there
                 exo = exo.masked_fill(mask[..., None], 0.0)
-        return self.stack(h, exo)
+        return self.stack(h, _clock(exo, self.config))
+
+    def _add_scale(self, h: torch.Tensor, exo: torch.Tensor | None) -> torch.Tensor:
+        if self.scale_proj is None:
+            return h
+        if exo is None or exo.shape[-1] != N_SCALE_INPUTS:
+            raise ValueError(f"config.scale_inputs: pass exo (..., {N_SCALE_INPUTS}) = exo z-scores + scale columns, "
+                             f"got {None if exo is None else tuple(exo.shape)}")
+        return h + self.scale_proj(exo.to(h.dtype))
 
     def step(
         self,
@@ -105,7 +141,8 @@ class ContextEncoder(nn.Module):
             if latent is None:
                 raise ValueError(f"config.n_latent = {self.config.n_latent}: pass latent (b, n_latent)")
             h = h + self.latent_proj(latent)
-        return self.stack.step(h, states, exo)
+        h = self._add_scale(h, exo)
+        return self.stack.step(h, states, _clock(exo, self.config))
 
 
 class Predictor(nn.Module):
@@ -116,6 +153,7 @@ class Predictor(nn.Module):
         d = config.mixer.d_model
         self.query = nn.Parameter(torch.zeros(d))
         nn.init.normal_(self.query, std=0.02)
+        self.config = config
         self.stack = MambaStack(config.mixer, config.predictor_layers)
         self.head = nn.Linear(d, d)
 
@@ -124,7 +162,7 @@ class Predictor(nn.Module):
         h = ctx + mask[..., None].to(ctx.dtype) * self.query
         if exo is not None:
             exo = exo.masked_fill(mask[..., None], 0.0)
-        return self.head(self.stack(h, exo))
+        return self.head(self.stack(h, _clock(exo, self.config)))
 
 
 class FinJEPA(nn.Module):

@@ -1,22 +1,30 @@
-"""``python -m fin_ia_models.world_model.report``: Strate II's quality goal on real candles (issue 4).
+"""``python -m fin_ia_models.world_model.report``: does Strate II's embedding carry the market's state? (issues 4, 12)
 
-Trains Fin-JEPA on the token sequences of Binance BTC/USDT + ETH/USDT 1h up to the end of the validation window
-(2023-12-31, ``TimeSplit``) and reads its frozen, causal per-token embeddings out with linear probes — the standard
-read-out of self-supervised representations (I-JEPA, Assran et al. 2023) — on the test year 2024:
+Trains Fin-JEPA on the token sequences of Binance BTC/USDT + ETH/USDT 1h and reads its frozen, causal per-token
+embeddings out with linear probes — the standard read-out of self-supervised representations (I-JEPA, Assran et
+al. 2023). ``--window`` chooses the protocol (``probes.probe_windows``):
 
-- next-24 h log realized volatility (ridge, R²) and next-24 h return sign (logistic, accuracy and ROC AUC),
-- fit on tokens ending in [train_start, val_end], scored on tokens ending in the test window (after the embargo),
-- JEPA embedding vs raw features (last 24 hourly log returns + log volumes) of the SAME tokens.
+- ``val`` (decisions): JEPA trained on tokens ending in the training window (≤ 2023-09-30), probes fit there,
+  scored on the validation window (2023-10-01 … 2023-12-31);
+- ``test`` (reported once per pre-declared configuration): JEPA trained on tokens ending up to 2023-12-31, probes
+  fit there, scored on 2024.
 
-The probes are computed exactly as the ``jepa_encoder`` asset's ``probe_report`` does (``fin_ia_models`` may not
-import the pipeline, so the few lines are repeated in ``probe_scores``). The tokenizer is trained on candles before
-the test year (or loaded with ``--tokenizer``, e.g. a ``tokenizer_<quantizer>.pt`` from
-``python -m fin_ia_models.tokenizer.report``); tokens are non-overlapping patches, exo signals are causal.
+Probes are fit on the TRAINING symbols only (BTC+ETH) and scored per symbol on those and on unseen symbols (SOL,
+BNB): next-24 h log realized vol (ridge, R²), next-24 h return sign (logistic, accuracy, ROC AUC ± standard error),
+and the sanity probe — the current 24 h realized vol (R² should be ≥ 0.9). Everything is compared on the same rows
+with the raw unit-free features, the single feature "log realized vol of the last 24 h", predicting the training
+mean, and an UNTRAINED control encoder (the same architecture at its seeded initialisation): what training adds.
+Each ``--seeds`` value trains one JEPA; tables give mean ± std over seeds.
+
+Without ``--tokenizer`` an FSQ tokenizer (``cpu`` profile, seed 0) is trained first on the training symbols'
+candles of the training window only (≤ 2023-09-30), so the validation window is unseen by every model; it is saved
+as ``tokenizer_fsq.safetensors`` in the output folder and reused by the next run of the same output folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import json
 import logging
@@ -31,21 +39,23 @@ import torch
 from fin_ia_models.config import PROFILES, TimeSplit
 from fin_ia_models.data.sources.files import read_candle_file
 from fin_ia_models.tokenizer.checkpoint import load_tokenizer
-from fin_ia_models.tokenizer.config import QUANTIZERS, profile_config
+from fin_ia_models.tokenizer.config import profile_config
 from fin_ia_models.tokenizer.encode import encode_candles
 from fin_ia_models.tokenizer.model import TokenizerModel
 from fin_ia_models.tokenizer.train import train_tokenizer
 from fin_ia_models.utils.seeding import seed_everything
-from fin_ia_models.world_model.config import ExoClockConfig, JEPAConfig, jepa_profile
-from fin_ia_models.world_model.embed import embed_sequence
+from fin_ia_models.world_model.config import JEPAConfig, jepa_profile
 from fin_ia_models.world_model.exo_signals import exo_from_candles
 from fin_ia_models.world_model.jepa import FinJEPA
-from fin_ia_models.world_model.probes import evaluate_probes, probe_targets, raw_features
+from fin_ia_models.world_model.probes import gate_metrics, probe_scores, probe_windows
+from fin_ia_models.world_model.sequences import exo_columns
 from fin_ia_models.world_model.train import train_jepa
 
 log = logging.getLogger("fin_ia.world_model")
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "binance"  # repo parent holds shared/
-PROBE_KEYS = ("rv_r2", "sign_accuracy", "sign_auc", "n_test_rv_next", "n_test_sign_next")
+PROBE_KEYS = ("rv_r2", "sign_accuracy", "sign_auc", "sign_auc_se", "rv_now_r2", "n_test_rv_next", "n_test_sign_next")
+TRAIN_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+SCORE_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT")
 
 
 def _window(frame: pd.DataFrame, start_ms: int, end_ms: int, column: str) -> pd.DataFrame:
@@ -54,168 +64,183 @@ def _window(frame: pd.DataFrame, start_ms: int, end_ms: int, column: str) -> pd.
     return part
 
 
-def probe_scores(model: FinJEPA, tokens: dict[str, pd.DataFrame], exo: dict[str, pd.DataFrame] | None,
-                 candles: dict[str, pd.DataFrame], split: TimeSplit) -> dict[str, float]:
-    """``jepa_*`` and ``raw_*`` probe scores (see ``PROBE_KEYS``): fit on tokens ending in [train_start, val_end],
-    scored on tokens ending in the test window; embeddings run causally over each whole series."""
-    train_start, _ = split.range_ms("train")
-    _, train_end = split.range_ms("val")
-    test_start, test_end = split.range_ms("test")
-    parts: dict[str, tuple[list, list, list, list]] = {"jepa": ([], [], [], []), "raw": ([], [], [], [])}
-    for symbol, frame in tokens.items():
-        emb = embed_sequence(model, frame, None if exo is None else exo[symbol])
-        series, ts = candles[symbol], emb["end_timestamp"].to_numpy()
-        targets = probe_targets(series, ts, series.attrs["timeframe"])
-        features = {"jepa": emb.filter(like="emb_").to_numpy(np.float64), "raw": raw_features(series, ts)}
-        for name, x in features.items():
-            for i, (lo, hi) in enumerate(((train_start, train_end), (test_start, test_end))):
-                rows = (ts >= lo) & (ts < hi)
-                parts[name][2 * i].append(x[rows])
-                parts[name][2 * i + 1].append(targets[rows])
-    scores: dict[str, float] = {}
-    for name, (xtr, ytr, xte, yte) in parts.items():
-        result = evaluate_probes(np.concatenate(xtr), pd.concat(ytr), np.concatenate(xte), pd.concat(yte))
-        scores.update({f"{name}_{k}": v for k, v in result.items()})
-        scores[f"{name}_n_train_rows"] = float(sum(len(x) for x in xtr))
-    return scores
-
-
 def jepa_report(candles: dict[str, pd.DataFrame], tokenizer: TokenizerModel, config: JEPAConfig, split: TimeSplit,
-                seed: int, output_dir: str | Path) -> dict:
-    """Encode ``candles`` (symbol → candle frame) with ``tokenizer``, train Fin-JEPA (``config``) on tokens ending
-    before the end of the validation window, and return probe scores, training stats and wall times."""
+                seed: int, output_dir: str | Path, window: str = "test",
+                train_symbols: list[str] | None = None) -> dict:
+    """Encode ``candles`` (symbol → candle frame) with ``tokenizer``; train Fin-JEPA (``config``) on the tokens of
+    ``train_symbols`` (default: all) ending in ``window``'s fit range; return the probe scores of the trained
+    encoder (``jepa_*``), the untrained control (``untrained_*``) and the baselines, training stats, wall times."""
     if config.vocab_size != tokenizer.codebook_size:
         raise ValueError(f"config.vocab_size {config.vocab_size} != tokenizer codebook {tokenizer.codebook_size}")
     if config.n_latent not in (0, tokenizer.config.latent_dim):
         raise ValueError(f"config.n_latent must be 0 or the tokenizer latent_dim {tokenizer.config.latent_dim}, "
                          f"got {config.n_latent}")
+    train_symbols = sorted(candles) if train_symbols is None else list(train_symbols)
+    missing = [s for s in train_symbols if s not in candles]
+    if missing:
+        raise ValueError(f"train symbols {missing} have no candles; have {sorted(candles)}")
     t0 = time.perf_counter()
     patch_len = tokenizer.config.patch_len
     tokens = {}
     for symbol, frame in sorted(candles.items()):
         seq = encode_candles(tokenizer, frame)  # non-overlapping patches over the whole series
-        if config.n_latent == 0:
-            seq = seq[["end_timestamp", "token"]]
-        tokens[symbol] = seq
+        tokens[symbol] = seq if config.n_latent else seq[["end_timestamp", "token"]]
     exo = None
-    if config.mixer.exo.enabled:  # causal trailing z-scores of each token's patch (exo_signals.py)
+    if exo_columns(config):  # causal per-token exo z-scores and patch scale (exo_signals.py)
         exo = {s: exo_from_candles(candles[s], f["end_timestamp"].to_numpy(np.int64), patch_len,
                                    candles[s].attrs["timeframe"]) for s, f in tokens.items()}
-    train_start, _ = split.range_ms("train")
-    _, train_end = split.range_ms("val")
-    train_tokens = {s: _window(f, train_start, train_end, "end_timestamp") for s, f in tokens.items()}
+    (fit_start, fit_end), _ = probe_windows(split, window)
+    train_tokens = {s: _window(tokens[s], fit_start, fit_end, "end_timestamp") for s in train_symbols}
     t1 = time.perf_counter()
     result = train_jepa(train_tokens, config, seed, output_dir, exo=exo)
     t2 = time.perf_counter()
-    scores = probe_scores(result.model, tokens, exo, candles, split)
+    seed_everything(seed)
+    control = FinJEPA(config).eval()  # what the probes read from the architecture alone, before any training
+    scores = probe_scores({"jepa": result.model, "untrained": control}, tokens, exo, candles, split, window,
+                          fit_symbols=train_symbols)
+    if window == "val":
+        scores.update(gate_metrics(scores))
     t3 = time.perf_counter()
     history = result.history
     return {
         "probes": scores,
+        "window": window,
         "jepa_config": dataclasses.asdict(config),
         "split": dataclasses.asdict(split),
         "seed": seed,
-        "tokens": {s: {"total": len(f), "train": len(train_tokens[s])} for s, f in tokens.items()},
+        "train_symbols": train_symbols,
+        "tokens": {s: {"total": len(f), "train": len(train_tokens[s]) if s in train_tokens else 0}
+                   for s, f in tokens.items()},
         "training": {"device": result.device, "tokens_seen": result.info["tokens_seen"],
                      "tokens_per_s": result.metrics["tokens_per_s"],
                      "first_loss": history[0]["loss"] if history else float("nan"),
                      "final_loss": history[-1]["loss"] if history else float("nan"),
                      "collapse": {k.removeprefix("final_collapse_"): v for k, v in result.metrics.items()
                                   if k.startswith("final_collapse_")},
-                     "checkpoint": str(result.checkpoint_path), "history": history},
+                     "checkpoint": str(result.checkpoint_path)},
         "wall_s": {"encode": t1 - t0, "train_jepa": t2 - t1, "probes": t3 - t2},
     }
+
+
+def _override(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--set expects KEY=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    parser.add_argument("--symbols", nargs="+", default=["BTCUSDT", "ETHUSDT"])
+    parser.add_argument("--window", choices=("val", "test"), default="val",
+                        help="val: decide (fit ≤ 2023-09-30, score 2023-Q4); test: report 2024 (once per config)")
+    parser.add_argument("--train-symbols", nargs="+", default=list(TRAIN_SYMBOLS))
+    parser.add_argument("--score-symbols", nargs="+", default=list(SCORE_SYMBOLS),
+                        help="scored per symbol; those not in --train-symbols are unseen by every model")
     parser.add_argument("--timeframe", default="1h")
     parser.add_argument("--profile", default="cpu", choices=PROFILES)
-    parser.add_argument("--quantizer", default=None, choices=QUANTIZERS,
-                        help="tokenizer to train (default fsq, the pipeline's); with --tokenizer it must match")
     parser.add_argument("--tokenizer", type=Path, default=None, help="load this tokenizer checkpoint, don't train")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-steps", type=int, default=None, help="override the JEPA profile's optimizer steps")
-    parser.add_argument("--exo-clock", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--latents", action=argparse.BooleanOptionalAction, default=True,
-                        help="feed Strate I's continuous latents next to the tokens (the asset's default)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--latents", action=argparse.BooleanOptionalAction, default=False,
+                        help="feed Strate I's continuous latents next to the tokens (off: the pipeline's default)")
+    parser.add_argument("--set", type=_override, action="append", default=[], metavar="KEY=VALUE",
+                        help="override a JEPAConfig field, e.g. --set n_layers=2 --set scale_inputs=False")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine is shared)")
-    parser.add_argument("--output-dir", type=Path, default=Path(".fin_ia/jepa_report"))  # git-ignored
-    parser.add_argument("--json", type=Path, default=None, help="write the results here (default: output dir)")
+    parser.add_argument("--output-dir", type=Path, default=None, help="default .fin_ia/jepa_report/<window>")
     return parser.parse_args(argv)
 
 
 def _tokenizer(args: argparse.Namespace, frames: dict[str, pd.DataFrame], split: TimeSplit) -> tuple[TokenizerModel,
-                                                                                                       dict]:
+                                                                                                       str]:
+    path = args.tokenizer or args.output_dir / "tokenizer_fsq.safetensors"
+    if path.is_file():
+        return load_tokenizer(path), str(path)
     if args.tokenizer is not None:
-        model = load_tokenizer(args.tokenizer)
-        if args.quantizer is not None and args.quantizer != model.config.quantizer:
-            raise ValueError(f"--quantizer {args.quantizer} but {args.tokenizer} holds a {model.config.quantizer}")
-        return model, {"source": str(args.tokenizer), "wall_s": 0.0}
-    _, train_end = split.range_ms("val")
-    val_start, _ = split.range_ms("val")
-    train = [_window(f, 0, train_end, "timestamp") for f in frames.values()]
-    val = [_window(f, val_start, train_end, "timestamp") for f in frames.values()]  # metrics only, never the test
-    started = time.perf_counter()
-    config = profile_config(args.profile, args.quantizer or "fsq")
-    result = train_tokenizer(train, config, args.seed, args.output_dir, eval_candles=val, num_threads=args.threads)
-    return result.model, {"source": str(result.checkpoint_path), "wall_s": time.perf_counter() - started}
+        raise FileNotFoundError(f"--tokenizer {args.tokenizer} does not exist")
+    start, end = split.range_ms("train")
+    train = [_window(frames[s], start, end, "timestamp") for s in args.train_symbols]
+    result = train_tokenizer(train, profile_config(args.profile, "fsq"), 0, args.output_dir,
+                             num_threads=args.threads)
+    return result.model, str(result.checkpoint_path)
 
 
-def _table(scores: dict[str, float]) -> str:
-    rows = [("next-24h realized vol R²", "rv_r2", "{:+.4f}"), ("next-24h sign accuracy", "sign_accuracy", "{:.4f}"),
-            ("next-24h sign AUC", "sign_auc", "{:.4f}"), ("n test rows (rv / sign)", None, None),
-            ("n train rows", "n_train_rows", "{:.0f}")]
-    lines = [f"{'probe on 2024 test tokens':<28}{'JEPA':>14}{'raw':>14}"]
-    for label, key, fmt in rows:
-        if key is None:
-            cells = [f"{scores[f'{n}_n_test_rv_next']:.0f}/{scores[f'{n}_n_test_sign_next']:.0f}"
-                     for n in ("jepa", "raw")]
-        else:
-            cells = [fmt.format(scores[f"{n}_{key}"]) for n in ("jepa", "raw")]
-        lines.append(f"{label:<28}{cells[0]:>14}{cells[1]:>14}")
+def _ms(values: list[float]) -> str:
+    a = np.asarray(values, float)
+    return f"{a.mean():+.3f} ± {a.std():.3f}" if len(a) > 1 else f"{a.mean():+.3f}"
+
+
+def summary_table(runs: list[dict], symbols: list[str]) -> str:
+    """Markdown: one row per symbol (and all pooled), mean ± std over the runs (seeds)."""
+    def get(run: dict, group: str, key: str) -> float:
+        return run["probes"][key if group == "all" else f"{group}:{key}"]
+
+    head = ("| symbol | JEPA R² | untrained R² | raw R² | single-feature R² | train-mean R² "
+            "| JEPA − best baseline | goal | JEPA sign AUC ± se | raw sign AUC "
+            "| sanity: JEPA R² of current RV | n |")
+    lines = [head, "|" + "---|" * 12]
+    for group in [*symbols, "all"]:
+        r = lambda key: [get(run, group, key) for run in runs]  # noqa: E731
+        best = np.maximum(r("raw_rv_r2"), r("single_rv_r2"))
+        jepa = np.asarray(r("jepa_rv_r2"))
+        margin = jepa.mean() - np.mean(best)  # goal: the seed mean of JEPA ≥ that of the better baseline
+        auc, se = np.mean(r("jepa_sign_auc")), np.mean(r("jepa_sign_auc_se"))
+        lines.append(
+            f"| {group} | {_ms(r('jepa_rv_r2'))} | {_ms(r('untrained_rv_r2'))} | {_ms(r('raw_rv_r2'))} | "
+            f"{_ms(r('single_rv_r2'))} | {_ms(r('mean_rv_r2'))} | {margin:+.3f} | "
+            f"{'met' if margin >= 0 else 'not met'} | {auc:.3f} ± {se:.3f} | {np.mean(r('raw_sign_auc')):.3f} | "
+            f"{_ms(r('jepa_rv_now_r2'))} | {get(runs[0], group, 'jepa_n_test_rv_next'):.0f} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = _parse(argv)
+    args.output_dir = args.output_dir or Path(".fin_ia/jepa_report") / args.window  # git-ignored
+    args.output_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     started = time.perf_counter()
     torch.set_num_threads(args.threads)
-    seed_everything(args.seed)
     split = TimeSplit()
-    frames = {s: read_candle_file(args.data_dir / f"{s}_{args.timeframe}.csv") for s in args.symbols}
-    tokenizer, tok_info = _tokenizer(args, frames, split)
-    base = jepa_profile(args.profile)
-    overrides = {"vocab_size": tokenizer.codebook_size,
-                 "n_latent": tokenizer.config.latent_dim if args.latents else 0,
-                 "mixer": dataclasses.replace(base.mixer, exo=ExoClockConfig(enabled=args.exo_clock))}
-    if args.max_steps is not None:
-        overrides["max_steps"] = args.max_steps
+    symbols = list(dict.fromkeys([*args.train_symbols, *args.score_symbols]))
+    frames = {s: read_candle_file(args.data_dir / f"{s}_{args.timeframe}.csv") for s in symbols}
+    tokenizer, tok_source = _tokenizer(args, frames, split)
+    overrides = {"vocab_size": tokenizer.codebook_size, "n_latent": tokenizer.config.latent_dim if args.latents else 0,
+                 **dict(args.set)}
     config = jepa_profile(args.profile, **overrides)
-    report = jepa_report(frames, tokenizer, config, split, args.seed, args.output_dir)
-    report.update({
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "tokenizer": {**tok_info, "config": tokenizer.config.to_dict()},
-        "candles": {s: {"rows": len(f), "first_ms": int(f["timestamp"].iloc[0]),
-                        "last_ms": int(f["timestamp"].iloc[-1])} for s, f in frames.items()},
-        "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
-        "wall_time_s": time.perf_counter() - started,
-    })
-    tr = report["training"]
-    print(f"Fin-JEPA {args.profile}, exo-clock {'on' if args.exo_clock else 'off'}, latents "
-          f"{'on' if args.latents else 'off'}, seed {args.seed}, {config.max_steps} steps, tokenizer "
-          f"{tokenizer.config.quantizer} ({tok_info['source']}); "
-          f"loss {tr['first_loss']:.4f} → {tr['final_loss']:.4f}")
-    print(_table(report["probes"]))
-    print(f"wall time {report['wall_time_s']:.0f} s (tokenizer {tok_info['wall_s']:.0f} s, JEPA training "
-          f"{report['wall_s']['train_jepa']:.0f} s, {tr['tokens_per_s']:.0f} tokens/s)")
-    out = args.json or args.output_dir / "jepa_report.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
+    runs = []
+    for seed in args.seeds:
+        # one seed: jepa_encoder.safetensors lands in the output folder itself (where Strate III's command reads it)
+        seed_dir = args.output_dir if len(args.seeds) == 1 else args.output_dir / f"seed{seed}"
+        run = jepa_report(frames, tokenizer, config, split, seed, seed_dir, args.window, args.train_symbols)
+        runs.append(run)
+        p = run["probes"]
+        print(f"seed {seed}: JEPA R² {p['jepa_rv_r2']:+.4f}, untrained {p['untrained_rv_r2']:+.4f}, raw "
+              f"{p['raw_rv_r2']:+.4f}, single {p['single_rv_r2']:+.4f}, sanity {p['jepa_rv_now_r2']:.3f}; loss "
+              f"{run['training']['first_loss']:.3f} → {run['training']['final_loss']:.3f} "
+              f"({run['wall_s']['train_jepa']:.0f} s)", flush=True)
+    table = summary_table(runs, args.score_symbols)
+    window_text = "validation 2023-10-01 … 2023-12-31" if args.window == "val" else "test 2024"
+    title = (f"Fin-JEPA probes, {window_text}; {args.profile} profile, overrides {dict(args.set) or 'none'}, latents "
+             f"{'on' if args.latents else 'off'}, seeds {args.seeds}, trained on {'+'.join(args.train_symbols)}")
+    print(title)
+    print(table)
+    if args.window == "val":
+        gate = [run["probes"]["val_jepa_minus_single_rv_r2"] for run in runs]
+        print(f"gate metric val_jepa_minus_single_rv_r2: {_ms(gate)}")
+    report = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+              "tokenizer": {"source": tok_source, "config": tokenizer.config.to_dict()},
+              "runs": runs, "table_markdown": table, "title": title,
+              "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                           "numpy": np.__version__},
+              "wall_time_s": time.perf_counter() - started}
+    (args.output_dir / "results.md").write_text(f"{title}\n\n{table}\n")
+    out = args.output_dir / "jepa_report.json"
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    tmp.replace(out)  # atomic: a reader never sees half a report
+    print(f"wrote {out} and {args.output_dir / 'results.md'} ({report['wall_time_s']:.0f} s)")
     return report
 
 

@@ -22,8 +22,8 @@ from fin_ia_models.training.result import TrainingResult
 from fin_ia_models.world_model.config import JEPAConfig
 from fin_ia_models.world_model.embed import embed_sequence
 from fin_ia_models.world_model.exo_signals import exo_from_candles
-from fin_ia_models.world_model.report import probe_scores
-from fin_ia_models.world_model.sequences import latent_columns
+from fin_ia_models.world_model.probes import gate_metrics, probe_scores
+from fin_ia_models.world_model.sequences import exo_columns, latent_columns
 from fin_ia_models.world_model.train import train_jepa
 
 log = logging.getLogger("fin_ia.world_model")
@@ -59,7 +59,7 @@ def fit_jepa(tokens: Mapping[str, pd.DataFrame], candles: Mapping[str, pd.DataFr
     tokens = {s: f for s, f in sorted(tokens.items()) if len(f)}
     if not tokens:
         raise ValueError("jepa_encoder needs token_sequences with rows: materialize token_sequences first")
-    exo = exo_by_symbol(tokens, candles, patch_len) if config.mixer.exo.enabled else None
+    exo = exo_by_symbol(tokens, candles, patch_len) if exo_columns(config) else None
     train_start, _ = split.range_ms("train")
     _, train_end = split.range_ms("val")
     test_start, test_end = split.range_ms("test")
@@ -70,9 +70,15 @@ def fit_jepa(tokens: Mapping[str, pd.DataFrame], candles: Mapping[str, pd.DataFr
         result = train_jepa(train_tokens, config, seed, tmp, exo=exo, checkpoint_dir=checkpoint_dir,
                             checkpoint_every_n_steps=checkpoint_every_n_steps)
     result.checkpoint_path = None  # the temporary file is gone; the orchestrator stores the model itself
-    scores = probe_scores(result.model, tokens, exo, candles, split)
+    # test-window probes (fit on train + validation tokens) are reported; the gate reads only the validation window
+    # (fit on training tokens): JEPA must beat the single feature "log realized vol of the last 24 h" there
+    encoders = {"jepa": result.model}
+    scores = {k: v for k, v in probe_scores(encoders, tokens, exo, candles, split, "test").items() if ":" not in k}
+    val = {k: v for k, v in probe_scores(encoders, tokens, exo, candles, split, "val").items() if ":" not in k}
     log.info("probes on the test window: %s", ", ".join(f"{k}={v:.4g}" for k, v in scores.items()))
     result.metrics.update({f"probe_{k}": v for k, v in scores.items()})
+    result.metrics.update({f"val_probe_{k}": v for k, v in val.items()})
+    result.metrics.update(gate_metrics(val))
     result.metrics["final_loss"] = result.history[-1]["loss"]
     first_symbol, first = next(iter(train_tokens.items()))
     example = first["token"].to_numpy(np.int64)[None, : min(32, len(first))].copy()  # (1, L), writable
@@ -89,13 +95,15 @@ def fit_jepa(tokens: Mapping[str, pd.DataFrame], candles: Mapping[str, pd.DataFr
                     tokens_source, "evaluation", tag),
         dataset_ref("ohlcv_candles", candles, "timestamp", timeframe, candles_source, "exo_signals_and_probe_targets"),
     ]
-    result.info.update(exo_clock=config.mixer.exo.enabled, train_window=f"{split.train_start} … {split.val_end}",
+    result.info.update(exo_clock=config.mixer.exo.enabled, scale_inputs=config.scale_inputs,
+                       train_window=f"{split.train_start} … {split.val_end}",
                        test_window=f"{split.test_start} … {split.test_end}")
     m = result.metrics
     result.info["summary"] = (
         f"{config.max_steps} steps, final loss {m['final_loss']:.4g}, effective rank "
         f"{m['final_collapse_effective_rank']:.1f}/{int(m['final_collapse_dim'])}; test-window probe R² of next-24h "
-        f"realized vol: JEPA {m['probe_jepa_rv_r2']:.3f} vs raw features {m['probe_raw_rv_r2']:.3f}")
+        f"realized vol: JEPA {m['probe_jepa_rv_r2']:.3f} vs raw features {m['probe_raw_rv_r2']:.3f} vs single "
+        f"feature {m['probe_single_rv_r2']:.3f}; validation JEPA − single {m['val_jepa_minus_single_rv_r2']:+.3f}")
     result.plots = {"loss_curve": loss_curve_png(result.history, ["loss", "jepa"], "Fin-JEPA training loss",
                                                  xlabel="step")}
     return result
@@ -108,7 +116,7 @@ def _extras(frame: pd.DataFrame, exo: pd.DataFrame | None, config: JEPAConfig, l
         latents = torch.as_tensor(frame[latent_columns(frame)].to_numpy(np.float32)[None, :length].copy())
     exo_t = None
     if exo is not None:
-        exo_t = torch.as_tensor(exo[["exo_vol", "exo_volume"]].to_numpy(np.float32)[None, :length].copy())
+        exo_t = torch.as_tensor(exo[list(exo_columns(config))].to_numpy(np.float32)[None, :length].copy())
     return latents, exo_t
 
 
@@ -117,9 +125,9 @@ def embed_tokens(model, tokens: pd.DataFrame, candles: pd.DataFrame | None, patc
     """Per-token context embeddings of one symbol (causal) and facts about them for metadata. ``candles`` (the
     symbol's stored series) feed the exo-clock when the model uses it."""
     exo = None
-    if model.config.mixer.exo.enabled:
+    if exo_columns(model.config):
         if candles is None:
-            raise ValueError("this Fin-JEPA uses the exo-clock: pass the symbol's candles")
+            raise ValueError("this Fin-JEPA reads exo/scale inputs: pass the symbol's candles")
         symbol = tokens.attrs.get("symbol", "symbol")
         exo = exo_by_symbol({symbol: tokens}, {symbol: candles}, patch_len)[symbol]
     emb = embed_sequence(model, tokens, exo)

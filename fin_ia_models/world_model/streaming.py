@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.special import expit
+from scipy.special import erf, expit
 
 from fin_ia_models.world_model.jepa import ContextEncoder
 from fin_ia_models.world_model.streaming_numba import build_kernel
@@ -64,6 +64,11 @@ class StreamingEncoder:
         self.embed = _np(encoder.embed.weight)
         self.latent_w = None if encoder.latent_proj is None else _np(encoder.latent_proj.weight)
         self.latent_b = None if encoder.latent_proj is None else _np(encoder.latent_proj.bias)
+        # scale inputs (config.scale_inputs): one linear map or Linear-GELU-Linear, as (weight, bias) pairs
+        proj = encoder.scale_proj
+        linears = [] if proj is None else [proj] if isinstance(proj, torch.nn.Linear) else [proj[0], proj[2]]
+        self.scale = [(_np(lin.weight), _np(lin.bias)) for lin in linears]
+        self.n_signals = m.exo.n_signals if m.exo.enabled else 0
         self.final_w = _np(encoder.stack.final_norm.weight)
         self.final_eps = encoder.stack.final_norm.eps or float(torch.finfo(torch.float32).eps)
         self.layers: list[_Layer] = []
@@ -131,8 +136,17 @@ class StreamingEncoder:
         if self.latent_w is not None:
             h = h + self.latent_w @ latent + self.latent_b
         first = self.layers[0]
-        if first.exo_w is not None and exo is None:
-            raise ValueError("the exo-clock is enabled: pass exo (n_signals,) z-scores")
+        if (first.exo_w is not None or self.scale) and exo is None:
+            raise ValueError("this encoder reads exo inputs: pass exo (k,) = z-scores [+ scale columns]")
+        if self.scale:
+            x = np.asarray(exo, np.float32)
+            for i, (w, b) in enumerate(self.scale):
+                x = w @ x + b
+                if i + 1 < len(self.scale):  # exact GELU, as torch's default
+                    x = (0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))).astype(np.float32)
+            h = h + x
+        if exo is not None:
+            exo = np.asarray(exo, np.float32)[: self.n_signals]  # the clock reads the first n_signals columns
         if self.backend == "numba":
             w = self._packed
             nh, p, g, n = first.heads

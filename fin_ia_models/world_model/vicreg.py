@@ -7,8 +7,10 @@ For two batches of embeddings a, b of shape (n, d)::
     covariance  c(a)    = Σ_{j≠k} Cov(a)_{jk}² / d                       Cov = (a - ā)ᵀ(a - ā) / (n - 1)
     loss = λ·s(a, b) + μ·[v(a) + v(b)] / 2 + ν·[c(a) + c(b)] / 2          defaults λ = μ = 25, ν = 1
 
-(The paper sums v and c over both branches; halving them keeps the scale of a single branch, as in the official
-repository's ``std_loss / 2``.)
+(The paper and the official repository SUM the covariance terms of the two branches, and the repository halves only
+the variance term (``std_loss / 2``). Halving both here — each term averaged over the two branches, so its scale is
+that of one branch — is this project's choice, pinned by ``test_vicreg_hand_computed``; with the default weights it
+weighs the covariance term half as much as the official code does.)
 """
 
 from __future__ import annotations

@@ -4,23 +4,27 @@ both metric values are tagged on the version (see ``fin_ia_models.tracking.regis
 
 import dagster as dg
 
-from fin_ia_models.tracking.registry import Gate, promote_if_better
+from fin_ia_models.tracking.registry import Floor, Gate, promote_if_better
+from fin_ia_models.world_model.probes import GATE_METRIC
 from fin_ia_pipeline.tracking.resource import MlflowResource
 
 
-def build_champion_gate(asset_key: dg.AssetKey, gates: list[Gate]) -> dg.AssetChecksDefinition:
+def build_champion_gate(asset_key: dg.AssetKey, gates: list[Gate],
+                        floors: tuple[Floor, ...] = ()) -> dg.AssetChecksDefinition:
     described = ", ".join(f"{g.metric} ({'higher' if g.higher_is_better else 'lower'} is better, "
                           f"tolerance {g.tolerance:.0%})" for g in gates)
+    required = "".join(f" Requires {f.metric} > {f.minimum:g} whatever the champion." for f in floors)
 
     @dg.asset_check(asset=asset_key, name="champion_gate",
-                    description=f"Promote this version to @champion if it is not worse than the champion on: {described}.")
+                    description=f"Promote this version to @champion if it is not worse than the champion on: "
+                    f"{described}.{required}")
     def champion_gate(context: dg.AssetCheckExecutionContext, mlflow: MlflowResource) -> dg.AssetCheckResult:
         event = context.instance.get_latest_materialization_event(asset_key)
         meta = {} if event is None else event.asset_materialization.metadata
         if "mlflow_model_version" not in meta:
             return dg.AssetCheckResult(passed=False, metadata={"reason": "no registered model version to gate"})
         name, version = meta["mlflow_model_name"].value, meta["mlflow_model_version"].value
-        decision = promote_if_better(mlflow.tracking_uri, name, version, gates)
+        decision = promote_if_better(mlflow.tracking_uri, name, version, gates, floors)
         context.log.info(f"{name} v{version}: {'promoted to @champion' if decision.promoted else 'kept out'} "
                          f"({decision.reason})")
         values = {f"{m}_candidate": float(c) for m, (c, _) in decision.values.items()}
@@ -37,4 +41,7 @@ def build_champion_gate(asset_key: dg.AssetKey, gates: list[Gate]) -> dg.AssetCh
 
 TOKENIZER_GATES = [Gate("utilization", higher_is_better=True, tolerance=0.02),
                    Gate("recon_mae", higher_is_better=False, tolerance=0.02)]
-JEPA_GATES = [Gate("probe_jepa_rv_r2", higher_is_better=True, tolerance=0.0)]
+# the JEPA gate reads the VALIDATION window only (issue 12): the probe R² of next-24 h realized vol must beat the
+# single feature "log realized vol of the last 24 h" there (absolute), and not fall below the champion's
+JEPA_FLOORS = (Floor(GATE_METRIC, 0.0),)
+JEPA_GATES = [Gate("val_probe_jepa_rv_r2", higher_is_better=True, tolerance=0.0)]

@@ -21,7 +21,9 @@ class JepaEncoderConfig(TrainingRunConfig):
     """Run config of ``jepa_encoder``; unset fields take the pipeline settings and the profile."""
 
     exo_clock: bool = True  # v6: dt modulated by realized volatility and volume; False = v1 plain Mamba-2 clock
-    use_latents: bool = True  # feed Strate I's continuous latents next to the token embedding
+    # Strate I's continuous latents next to the token embedding: off since issue 12 (the scale inputs carry the
+    # state; latents did not help the validation probes)
+    use_latents: bool = False
     max_steps: int | None = None  # override the profile's optimizer steps (quick runs)
     seq_len: int | None = None  # override the profile's training window length in tokens (short histories)
 

@@ -87,13 +87,13 @@ def test_exo_signals_values_and_causality():
     candles = _candles(800)
     ends = (np.arange(3, 50) * 16 - 1).astype(np.int64) * HOUR  # last candle open time of each 16-candle patch
     exo = exo_from_candles(candles, ends, patch_len=16, timeframe="1h", window=20, min_periods=5)
-    assert list(exo.columns) == ["end_timestamp", "exo_vol", "exo_volume"]
+    assert list(exo.columns) == ["end_timestamp", "exo_vol", "exo_volume", "scale_ret", "scale_volume"]
     # hand value for row k: z-score of log rv over rows k-19..k (rolling window 20)
     close, vol = candles["close"].to_numpy(), candles["volume"].to_numpy()
     raw = []
     for e in ends // HOUR:
         r = np.diff(np.log(close[e - 16: e + 1]))  # the 16 returns ending at candle e (first uses the prior close)
-        raw.append((np.log(np.sqrt((r**2).sum())), np.log1p(vol[e - 15: e + 1].sum())))
+        raw.append((np.log(np.sqrt((r**2).sum())), np.log(vol[e - 15: e + 1].sum())))
     raw = np.array(raw)
     k = 30
     for j, col in enumerate(("exo_vol", "exo_volume")):

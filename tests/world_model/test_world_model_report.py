@@ -34,7 +34,7 @@ def test_jepa_report_smoke_on_synthetic_candles(tmp_path):
     report = jepa_report(candles, tokenizer, config, split, seed=0, output_dir=tmp_path)
 
     probes = report["probes"]
-    for name in ("jepa", "raw"):
+    for name in ("jepa", "untrained", "raw", "single"):
         for key in (*PROBE_KEYS, "n_train_rows"):
             assert np.isfinite(probes[f"{name}_{key}"]), f"{name}_{key} = {probes[f'{name}_{key}']}"
         assert probes[f"{name}_rv_r2"] <= 1.0
@@ -47,7 +47,10 @@ def test_jepa_report_smoke_on_synthetic_candles(tmp_path):
         ends = ends[(ends >= test_start) & (ends < test_end)]
         expected += int(probe_targets(series, ends, "1h")["rv_next"].notna().sum())
     assert expected > 10
-    assert probes["jepa_n_test_rv_next"] == probes["raw_n_test_rv_next"] == expected
+    assert probes["jepa_n_test_rv_next"] == probes["raw_n_test_rv_next"] == probes["single_n_test_rv_next"] == expected
+    assert probes["single_rv_now_r2"] > 0.999  # the single feature IS the current realized vol (ridge shrinks a hair)
+    for symbol in candles:  # per-symbol scores too
+        assert np.isfinite(probes[f"{symbol}:jepa_rv_r2"]) and np.isfinite(probes[f"{symbol}:mean_rv_r2"])
     # JEPA trained only on tokens ending before the end of the validation window
     _, train_end = split.range_ms("val")
     for symbol, counts in report["tokens"].items():
