@@ -62,3 +62,34 @@ def with_gap(candles: pd.DataFrame, start: int, length: int) -> pd.DataFrame:
     out = candles.drop(index=range(start, start + length)).reset_index(drop=True)
     out.attrs = dict(candles.attrs)
     return out
+
+
+def register_stacks(target, market: pd.DataFrame, agent_seeds=(0, 1), name: str = "fin-ia-agent-cvar") -> list[str]:
+    """Register one tokenizer, Fin-JEPA and multiverse and an agent version per seed on ``target`` (a temporary
+    sqlite MLflow store), each with its upstream lineage; the first agent version gets @champion, the last is the
+    @candidate. Returns the agent specs ``name/version``."""
+    from fin_ia_models.tracking.runs import UpstreamModel, log_trained_model, mlflow_client
+    from fin_ia_models.training.result import TrainingResult
+
+    def log(model, model_name, kind, upstream=()):
+        result = TrainingResult(model, model.config, 0, history=[], metrics={"score": 1.0})
+        logged = log_trained_model(target, experiment=model_name, model_name=model_name, kind=kind, result=result,
+                                   upstream=list(upstream), tags={}, params={})
+        return UpstreamModel(model_name, logged.version, logged.run_id)
+
+    base = make_stack(0)
+    tok = log(base.tokenizer, "fin-ia-tokenizer", "tokenizer")
+    jepa = log(base.jepa, "fin-ia-jepa", "jepa", [tok])
+    torch.manual_seed(0)
+    mv = MultiverseModel(tiny_config(base.tokenizer, predictor="stochastic", n_eval_futures=16,
+                                     tokenizer_version=f"{tok.name}/{tok.version}",
+                                     jepa_version=f"{jepa.name}/{jepa.version}")).eval()
+    mv.load_tokenizer(base.tokenizer)
+    mv_up = log(mv, "fin-ia-multiverse", "multiverse", [tok, jepa])
+    specs = []
+    for seed in agent_seeds:
+        stack = ModelStack(base.tokenizer, base.jepa, mv, tiny_planner((16, 4, 4), seed), seed=0)
+        fit_normalizer(stack, market)
+        specs.append(f"{name}/{log(stack.agent, name, 'cvar_planner', [mv_up]).version}")
+    mlflow_client(target.tracking_uri).set_registered_model_alias(name, "champion", specs[0].split("/")[1])
+    return specs
