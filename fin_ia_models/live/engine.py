@@ -56,7 +56,18 @@ class Decision:
 class DecisionEngine:
     """Streaming decisions of one model stack over any number of symbols (module docstring)."""
 
-    def __init__(self, stack: ModelStack, timeframe: str = "1h", backend: str = "auto", token_step_impl=None) -> None:
+    def __init__(self, stack: ModelStack, timeframe: str = "1h", backend: str = "auto",
+                 onnx_dir: str | Path | None = None) -> None:
+        """``backend``: the numpy/numba streaming encoder's; ``onnx_dir``: run the token step's networks (and the
+        agent's plain nets) on onnxruntime from graphs exported there (``onnx_export``) instead of PyTorch."""
+        if onnx_dir is not None:
+            import dataclasses
+
+            from fin_ia_models.live.onnx_export import export_stack
+            from fin_ia_models.live.onnx_runtime import onnx_agent
+
+            onnx_paths = export_stack(stack, onnx_dir)
+            stack = dataclasses.replace(stack, agent=onnx_agent(stack.agent, onnx_paths.get("policy")))
         self.stack = stack
         self.step_ms = timeframe_ms(timeframe)
         self.timeframe = timeframe
@@ -64,7 +75,12 @@ class DecisionEngine:
         tc = stack.tokenizer.config
         self.volume_window, self.return_scale = tc.volume_window, tc.return_scale
         self.encoder = StreamingEncoder(stack.jepa.context_encoder, backend)
-        self.net = token_step_impl or TokenStep(stack, self.encoder, EXO_MIN_PERIODS)
+        if onnx_dir is None:
+            self.net = TokenStep(stack, self.encoder, EXO_MIN_PERIODS)
+        else:
+            from fin_ia_models.live.onnx_runtime import OnnxTokenStep
+
+            self.net = OnnxTokenStep(stack, self.encoder, EXO_MIN_PERIODS, onnx_paths)
         self.streams: dict[str, SymbolStream] = {}
 
     @classmethod

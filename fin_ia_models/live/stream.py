@@ -31,6 +31,9 @@ from fin_ia_models.agents.data import AgentRow
 from fin_ia_models.agents.decide import decide
 from fin_ia_models.live.rows import first_step_summary
 from fin_ia_models.multiverse.context import patch_scale_stats
+from fin_ia_models.multiverse.decode import decode_futures
+from fin_ia_models.multiverse.model import row_noise
+from fin_ia_models.multiverse.trajectories import Trajectories
 
 log = logging.getLogger("fin_ia.live")
 
@@ -141,11 +144,21 @@ class TokenStep:
         mv = stack.multiverse.config
         self.scale_windows, self.context_tokens = mv.scale_windows, mv.context_tokens
         self.revin_eps = stack.tokenizer.config.revin_eps
+        for name in ("tokenizer", "jepa", "multiverse"):
+            getattr(stack, name).eval()  # the fast paths below rely on eval mode (no dropout, frozen codebooks)
+
+    def encode(self, s: SymbolStream, patch: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+        """(L, C) float32 patch → (token id, (D,) latent, (E,) context embedding); advances the encoder state."""
+        token, latent = self.tokenize(patch)
+        return token, latent, self.embed(s, token, latent, self.exo_z(s))
 
     def tokenize(self, patch: np.ndarray) -> tuple[int, np.ndarray]:
-        """(L, C) float32 patch → (token id, (D,) float32 latent)."""
+        """(L, C) float32 patch → (token id, (D,) float32 latent): ``TokenizerModel.encode``'s ops without its
+        per-call train/eval toggling (a recursive walk over the modules that costs more than the convolutions)."""
+        tok = self.stack.tokenizer
         with torch.no_grad():
-            idx, latent = self.stack.tokenizer.encode(torch.from_numpy(patch[None]))
+            latent = tok.encoder(tok.revin.normalize(torch.from_numpy(patch[None]))[0])  # (1, D)
+            _, idx, _ = tok.quantizer(latent)
         return int(idx[0]), latent[0].numpy()
 
     def exo_z(self, s: SymbolStream) -> np.ndarray | None:
@@ -174,10 +187,23 @@ class TokenStep:
         s.encoder_state = [(layer.conv.copy(), layer.ssm.copy()) for layer in enc.layers]
         return np.asarray(emb, np.float32)
 
-    def sample(self, ts: int, features: np.ndarray):
-        mv = self.stack.multiverse
-        return mv.sample(np.array([ts], np.int64), features[None], self.stack.n_futures, mv.config.horizon,
-                         self.stack.seed)
+    def sample(self, ts: int, features: np.ndarray) -> Trajectories:
+        """``MultiverseModel.sample`` for one origin, its ops without the per-call mode toggling and checks (the
+        models are in eval mode for good; the batch path, which calls ``sample`` itself, is the reference)."""
+        mv, c, n = self.stack.multiverse, self.stack.multiverse.config, self.stack.n_futures
+        stamps = np.array([ts], np.int64)
+        noise = row_noise(self.stack.seed, stamps, (n, c.horizon, mv.predictor.noise_dim))  # (1, N, H, nd)
+        with torch.no_grad():
+            context = mv.standardize(torch.from_numpy(features[None])).repeat_interleave(n, dim=0)  # (N, F)
+            z = torch.from_numpy(noise[0])
+            v = mv.predictor.sample(context, z) if c.predictor != "flow" else mv.predictor.sample(context, z, None,
+                                                                                                     None)
+            v = v * mv.target_std + mv.target_mean  # (N, H, d) target units
+            flat = v.reshape(-1, c.target_dim)
+            ids, returns = decode_futures(mv.tokenizer, flat[:, : c.latent_dim], flat[:, mv.scale_dims])
+        v = v.numpy()[None]
+        return Trajectories(stamps, ids.reshape(1, n, c.horizon), v[..., : c.latent_dim].astype(np.float32),
+                            v[..., c.latent_dim:].astype(np.float32), returns.reshape(1, n, -1), c.tokenizer.patch_len)
 
 
 def past_returns(s: SymbolStream, ts: int, token_ms: int, n_past: int) -> np.ndarray:
@@ -194,8 +220,7 @@ def past_returns(s: SymbolStream, ts: int, token_ms: int, n_past: int) -> np.nda
 def token_step(s: SymbolStream, net: TokenStep, ts: int, token_ms: int, decide_now: bool = True) -> str:
     """Tokenizer → encoder step → (once usable) multiverse → agent. Returns "decide" or "warmup"."""
     patch = np.asarray(s.features, np.float64).astype(np.float32)  # (L, C) as make_patches stores them
-    token, latent = net.tokenize(patch)
-    emb = net.embed(s, token, latent, net.exo_z(s))
+    token, latent, emb = net.encode(s, patch)
     scale = patch_scale_stats(patch[None], net.revin_eps)[0]  # (2,) log σ, μ/σ
     s.log_sigma.append(float(scale[0]))
     s.n_tokens += 1
