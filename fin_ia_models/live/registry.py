@@ -67,3 +67,26 @@ def load_stack(tracking_uri: str, spec: str, seed: int = 0, n_futures: int | Non
                              f"{versions['multiverse']} was trained on")
     return ModelStack(models["tokenizer"], models["jepa"], models["multiverse"], agent, seed=seed,
                       n_futures=n_futures, versions=versions)
+
+
+def shadow_specs(tracking_uri: str, names: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
+    """(role, "name/version") of each registered agent ``names``: its @champion and, when it is another version,
+    its @candidate. Names not registered, or without those aliases, are left out (the caller says so)."""
+    from mlflow.exceptions import MlflowException
+
+    from fin_ia_models.tracking.runs import mlflow_client
+
+    client = mlflow_client(tracking_uri)
+    out: list[tuple[str, str]] = []
+    for name in names:
+        found = {}
+        for role in ("champion", "candidate"):
+            try:
+                found[role] = str(client.get_model_version_by_alias(name, role).version)
+            except MlflowException:  # no such model or alias: nothing to shadow for this role
+                continue
+        if "champion" in found:
+            out.append(("champion", f"{name}/{found['champion']}"))
+        if "candidate" in found and found.get("candidate") != found.get("champion"):
+            out.append(("candidate", f"{name}/{found['candidate']}"))
+    return out
