@@ -98,3 +98,37 @@ def equity_png(lines: dict[str, pd.Series], title: str) -> bytes:
     ax.legend(loc="best", fontsize=8)
     fig.autofmt_xdate()
     return _png(fig)
+
+
+def shadow_hour(engine: DecisionEngine, read_candles, symbols, start_ms: int, end_ms: int, state_path: Path,
+                ledger_path: Path, partition: str, log) -> tuple[pd.Series | None, dict]:
+    """One model's shadow decisions for the hour [start_ms, end_ms): load its state (another version's state is
+    logged and replaced by a warm start), advance every symbol, save the state, update the ledger. ``read_candles(
+    symbol, from_ms, end_ms)`` gives the stored series (or None). Returns (equity line, facts) — (None, {}) when no
+    symbol has a candle in the hour."""
+    spec = engine.versions.get("agent", "agent")
+    if state_path.exists():
+        try:
+            engine.load_state(state_path)
+        except ValueError as err:
+            log.warning(f"{spec}: stored state not used ({err}); warm start from stored candles")
+    rows = []
+    for symbol in symbols:
+        stream = engine.streams.get(symbol)
+        from_ms = stream.last_ts if stream is not None and stream.last_ts < start_ms else 0
+        candles = read_candles(symbol, from_ms, end_ms)
+        if candles is None or not (candles["timestamp"] >= start_ms).any():
+            log.warning(f"{spec}: no stored {symbol} candle opened in {partition}")
+            continue
+        rows.append(ledger_rows(advance(engine, symbol, candles, start_ms, end_ms), candles, partition))
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    engine.save_state(state_path)
+    if not rows:
+        return None, {}
+    ledger = update_ledger(ledger_path, pd.concat(rows, ignore_index=True), partition)
+    line = equity_line(paper_pnl(ledger, engine.stack.cost_rate, engine.step_ms))
+    now = ledger[ledger["partition"] == partition].groupby("symbol").tail(1)
+    facts = {"version": spec, "paper_net_log_return": float(line.iloc[-1]),
+             "positions": ", ".join(f"{r.symbol}: {r.position:+.3f}" for r in now.itertuples()),
+             **latency_percentiles(ledger)}
+    return line, facts

@@ -5,8 +5,6 @@ The body only wires ``fin_ia_models.live``: engines from the registry, their str
 ``<storage_root>/live/state`` (so an hour reads only the candles since the last one), ledgers under
 ``<storage_root>/live/ledger``. Research only: nothing is ever sent to an exchange."""
 
-from __future__ import annotations
-
 import dagster as dg
 import pandas as pd
 from upath import UPath
@@ -46,17 +44,15 @@ def build_paper_decisions(settings: PipelineSettings) -> tuple[dg.AssetsDefiniti
         partitions_def=hourly,
         output_required=False,
         code_version="1",
-        kinds={"pytorch", "mlflow"},
+        kinds={"pytorch"},  # not "mlflow": it registers no model (retrain_models selects that kind)
         description="Shadow A/B: what the champion and the candidate agent(s) would hold after each candle that "
         "closed in the hour, their running paper PnL after costs, and the decision latency. Never an order.",
     )
     def paper_decisions(context: dg.AssetExecutionContext, config: PaperDecisionsConfig, mlflow: MlflowResource,
                         candle_store: CandleStoreResource):
-        from fin_ia_models.data.schema import timeframe_ms
         from fin_ia_models.evaluation.plots import markdown_image
         from fin_ia_models.live.engine import DecisionEngine
-        from fin_ia_models.live.paper import (advance, equity_line, equity_png, latency_percentiles, ledger_rows,
-                                              paper_pnl, update_ledger)
+        from fin_ia_models.live.paper import equity_png, shadow_hour
         from fin_ia_models.live.registry import shadow_specs
 
         specs = shadow_specs(mlflow.tracking_uri, config.agents)
@@ -67,43 +63,18 @@ def build_paper_decisions(settings: PipelineSettings) -> tuple[dg.AssetsDefiniti
         window = context.partition_time_window
         start_ms, end_ms = int(window.start.timestamp() * 1000), int(window.end.timestamp() * 1000)
         root = UPath(settings.storage_root) / "live"
-        step_ms = timeframe_ms(settings.timeframe)
         lines, metadata = {}, {"models": ", ".join(f"{role} {spec}" for role, spec in specs)}
         for role, spec in specs:
             engine = DecisionEngine.from_registry(spec, mlflow.tracking_uri, seed=settings.seed,
                                                   timeframe=settings.timeframe)
             slug = spec.replace("/", "__v")
-            state_path = root / "state" / f"{slug}.npz"
-            if state_path.exists():
-                try:
-                    engine.load_state(state_path)
-                except ValueError as err:  # another version's or format's state: rebuilt from the candles
-                    context.log.warning(f"{spec}: stored state not used ({err}); warm start from stored candles")
-            rows = []
-            for symbol in settings.symbols:
-                stream = engine.streams.get(symbol)
-                from_ms = stream.last_ts if stream is not None and stream.last_ts < start_ms else 0
-                candles = stored_candles(candle_store, symbol, from_ms, end_ms)
-                if candles is None or not (candles["timestamp"] >= start_ms).any():
-                    context.log.warning(f"{spec}: no stored {symbol} candle closed in {context.partition_key}")
-                    continue
-                decisions = advance(engine, symbol, candles, start_ms, end_ms)
-                rows.append(ledger_rows(decisions, candles, context.partition_key))
-            state_path.parent.mkdir(parents=True, exist_ok=True)
-            engine.save_state(state_path)
-            if not rows:
-                continue
-            ledger = update_ledger(root / "ledger" / f"{slug}.parquet", pd.concat(rows, ignore_index=True),
-                                   context.partition_key)
-            line = equity_line(paper_pnl(ledger, engine.stack.cost_rate, step_ms))
-            lines[f"{role} {spec}"] = line
-            prefix = f"{role}_{spec.split('/')[0].removeprefix('fin-ia-agent-')}"
-            metadata[f"{prefix}_version"] = spec
-            metadata[f"{prefix}_paper_net_log_return"] = float(line.iloc[-1])
-            metadata[f"{prefix}_positions"] = ", ".join(f"{r.symbol}: {r.position:+.3f}" for r in
-                                                        ledger[ledger["partition"] == context.partition_key]
-                                                        .groupby("symbol").tail(1).itertuples())
-            metadata.update({f"{prefix}_{k}": v for k, v in latency_percentiles(ledger).items()})
+            line, facts = shadow_hour(engine, lambda sym, lo, hi: stored_candles(candle_store, sym, lo, hi),
+                                      settings.symbols, start_ms, end_ms, root / "state" / f"{slug}.npz",
+                                      root / "ledger" / f"{slug}.parquet", context.partition_key, context.log)
+            if line is not None:
+                lines[f"{role} {spec}"] = line
+                prefix = f"{role}_{spec.split('/')[0].removeprefix('fin-ia-agent-')}"
+                metadata.update({f"{prefix}_{k}": v for k, v in facts.items()})
         if not lines:
             context.log.warning(f"paper_decisions skipped: no stored candle closed in {context.partition_key}")
             return
