@@ -94,3 +94,26 @@ def test_definitions_load_with_the_schedule_stopped(setup):
     schedule = defs.get_schedule_def("hourly_paper_decisions")
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     assert defs.get_assets_def("paper_decisions").group_names_by_key[dg.AssetKey("paper_decisions")] == "live"
+
+
+def test_cli_decide_prints_the_last_decision(setup, monkeypatch, capsys):
+    import json
+
+    from fin_ia_pipeline.cli import main
+
+    settings, store, mlflow, btc = setup
+    monkeypatch.setenv("FIN_IA_HOME", settings.home)
+    for var in ("MLFLOW_TRACKING_URI", "FIN_IA_STORAGE", "FIN_IA_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("FIN_IA_SYMBOLS", ",".join(SYMBOLS))
+    monkeypatch.setenv("FIN_IA_START", settings.start_date)
+    if not any(m.name == "fin-ia-agent-cvar" for m in __import__("mlflow").MlflowClient(
+            mlflow.tracking_uri).search_registered_models()):
+        register_stacks(mlflow.target(), btc)
+    assert main(["decide", "ETH/USDT", "--model", "fin-ia-agent-cvar@candidate", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["symbol"] == "ETH/USDT" and -1.0 <= out["position"] <= 1.0 and out["token_end"] > 0
+    assert out["timestamp"] == int(pd.Timestamp(DAYS[-1] + " 23:00", tz="UTC").timestamp() * 1000)
+    assert out["versions"]["agent"].startswith("fin-ia-agent-cvar/")
+    assert main(["decide", "ETH/USDT", "--model", "fin-ia-agent-cvar@nosuch"]) == 2
+    assert "nosuch" in capsys.readouterr().err
