@@ -57,16 +57,18 @@ class DecisionEngine:
     """Streaming decisions of one model stack over any number of symbols (module docstring)."""
 
     def __init__(self, stack: ModelStack, timeframe: str = "1h", backend: str = "auto",
-                 onnx_dir: str | Path | None = None) -> None:
+                 onnx_dir: str | Path | None = None, decode: str = "analytic") -> None:
         """``backend``: the numpy/numba streaming encoder's; ``onnx_dir``: run the token step's networks (and the
-        agent's plain nets) on onnxruntime from graphs exported there (``onnx_export``) instead of PyTorch."""
+        agent's plain nets) on onnxruntime from graphs exported there (``onnx_export``) instead of PyTorch;
+        ``decode``: "analytic" (default) takes the futures' token returns and first-token vol from their predicted
+        statistics (``rows.analytic_futures``), "full" runs the tokenizer decoder as the batch path does."""
         if onnx_dir is not None:
             import dataclasses
 
             from fin_ia_models.live.onnx_export import export_stack
             from fin_ia_models.live.onnx_runtime import onnx_agent
 
-            onnx_paths = export_stack(stack, onnx_dir)
+            onnx_paths = export_stack(stack, onnx_dir, decode)
             stack = dataclasses.replace(stack, agent=onnx_agent(stack.agent, onnx_paths.get("policy")))
         self.stack = stack
         self.step_ms = timeframe_ms(timeframe)
@@ -76,11 +78,11 @@ class DecisionEngine:
         self.volume_window, self.return_scale = tc.volume_window, tc.return_scale
         self.encoder = StreamingEncoder(stack.jepa.context_encoder, backend)
         if onnx_dir is None:
-            self.net = TokenStep(stack, self.encoder, EXO_MIN_PERIODS)
+            self.net = TokenStep(stack, self.encoder, EXO_MIN_PERIODS, decode)
         else:
             from fin_ia_models.live.onnx_runtime import OnnxTokenStep
 
-            self.net = OnnxTokenStep(stack, self.encoder, EXO_MIN_PERIODS, onnx_paths)
+            self.net = OnnxTokenStep(stack, self.encoder, EXO_MIN_PERIODS, onnx_paths, decode)
         self.streams: dict[str, SymbolStream] = {}
 
     @classmethod

@@ -75,11 +75,12 @@ class TokenStepNet(nn.Module):
 
 
 class MultiverseNet(nn.Module):
-    """Raw context (1, F) + noise (N, H, nd) → (ids (N·H,), targets (N, H, d), candle returns (N·H, L) float64)."""
+    """Raw context (1, F) + noise (N, H, nd) → targets (N, H, d) and, with ``decode``, also (ids (N·H,), candle
+    returns (N·H, L) float64) through the tokenizer decoder (``live.rows.analytic_futures`` needs only targets)."""
 
-    def __init__(self, multiverse) -> None:
+    def __init__(self, multiverse, decode: bool = True) -> None:
         super().__init__()
-        self.mv = multiverse
+        self.mv, self.decode = multiverse, decode
 
     def forward(self, features: torch.Tensor, noise: torch.Tensor):
         mv, c = self.mv, self.mv.config
@@ -90,6 +91,8 @@ class MultiverseNet(nn.Module):
         else:
             v = mv.predictor.sample(context, noise)
         v = v * mv.target_std + mv.target_mean  # (N, H, d) target units
+        if not self.decode:
+            return v
         flat = v.reshape(-1, c.target_dim)
         ids, shape = decoded_shape(mv.tokenizer, flat[:, : c.latent_dim])
         returns = candle_returns(shape, flat[:, c.latent_dim:], c.tokenizer.return_scale)
@@ -143,8 +146,9 @@ def encoder_state_names(n_layers: int) -> list[str]:
     return [f"{part}_{i}" for i in range(n_layers) for part in ("conv", "ssm")]
 
 
-def export_stack(stack, folder: str | Path) -> dict[str, Path]:
-    """Write ``token_step.onnx``, ``multiverse.onnx`` and ``policy.onnx`` (what of the agent is a plain net)."""
+def export_stack(stack, folder: str | Path, decode: str = "analytic") -> dict[str, Path]:
+    """Write ``token_step.onnx``, ``multiverse.onnx`` (decoder included when ``decode`` is "full") and
+    ``policy.onnx`` (what of the agent is a plain net)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tc, mv = stack.tokenizer.config, stack.multiverse
@@ -155,8 +159,10 @@ def export_stack(stack, folder: str | Path) -> dict[str, Path]:
         TokenStepNet(stack.tokenizer, exportable(enc)), (torch.zeros(1, tc.patch_len, 5), torch.zeros(1, 2), *states),
         folder / "token_step.onnx", ["patch", "exo", *names], ["token", "latent", "emb", *[f"new_{n}" for n in names]])}
     noise = torch.zeros(stack.n_futures, mv.config.horizon, mv.predictor.noise_dim)
-    paths["multiverse"] = export(MultiverseNet(mv), (torch.zeros(1, mv.config.context_dim), noise),
-                                 folder / "multiverse.onnx", ["features", "noise"], ["ids", "targets", "returns"])
+    full = decode == "full"
+    paths["multiverse"] = export(MultiverseNet(mv, full), (torch.zeros(1, mv.config.context_dim), noise),
+                                 folder / "multiverse.onnx", ["features", "noise"],
+                                 ["ids", "targets", "returns"] if full else ["targets"])
     obs_dim = stack.agent.normalizer.obs_dim
     if hasattr(stack.agent, "critics"):
         paths["policy"] = export(CriticGridNet(stack.agent), (torch.zeros(obs_dim - 1),), folder / "policy.onnx",

@@ -15,14 +15,13 @@ from fin_ia_models.agents.planner import plan_position
 from fin_ia_models.live.onnx_export import encoder_state_names, session
 from fin_ia_models.live.stream import SymbolStream, TokenStep
 from fin_ia_models.multiverse.model import row_noise
-from fin_ia_models.multiverse.trajectories import Trajectories
 
 
 class OnnxTokenStep(TokenStep):
     """``TokenStep`` whose networks run in onnxruntime sessions made from ``export_stack``'s files."""
 
-    def __init__(self, stack, encoder, exo_min_periods: int, paths: dict[str, Path]) -> None:
-        super().__init__(stack, encoder, exo_min_periods)
+    def __init__(self, stack, encoder, exo_min_periods: int, paths: dict[str, Path], decode: str) -> None:
+        super().__init__(stack, encoder, exo_min_periods, decode)
         self.token_session, self.mv_session = session(paths["token_step"]), session(paths["multiverse"])
         self.state_names = encoder_state_names(len(stack.jepa.context_encoder.stack.mixers))
         self.noise_shape = (stack.n_futures, stack.multiverse.config.horizon, stack.multiverse.predictor.noise_dim)
@@ -43,14 +42,12 @@ class OnnxTokenStep(TokenStep):
     def _inputs(self) -> set[str]:
         return {i.name for i in self.token_session.get_inputs()}  # an unused input (exo off) is pruned by export
 
-    def sample(self, ts: int, features: np.ndarray) -> Trajectories:
+    def sample(self, ts: int, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         noise = row_noise(self.stack.seed, np.array([ts], np.int64), self.noise_shape)[0]  # (N, H, nd)
-        ids, v, returns = self.mv_session.run(None, {"features": features[None], "noise": noise})
-        n, h, _ = self.noise_shape
-        latent_dim = self.stack.multiverse.config.latent_dim
-        return Trajectories(np.array([ts], np.int64), ids.reshape(1, n, h).astype(np.int64),
-                            v[None, ..., :latent_dim].astype(np.float32), v[None, ..., latent_dim:].astype(np.float32),
-                            returns.reshape(1, n, -1), self.stack.tokenizer.config.patch_len)
+        out = self.mv_session.run(None, {"features": features[None], "noise": noise})
+        if self.decode == "analytic":
+            return out[0], None
+        return out[1], out[2].reshape(self.noise_shape[0], -1)
 
 
 class _OnnxCritics:

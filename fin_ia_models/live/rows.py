@@ -27,12 +27,34 @@ def summary_columns(patch_len: int) -> list[str]:
     return [f"ret_{patch_len}c_mean", f"ret_{patch_len}c_std", f"ret_{patch_len}c_q05", f"rv_{patch_len}c_mean"]
 
 
-def first_step_summary(traj: Trajectories) -> np.ndarray:
-    """(B, 4) float64 ``mv_summary`` of every origin, with the operations of ``trajectories.summary_frame``."""
-    ret, rv = traj.horizon_targets(traj.patch_len)  # (B, N) each
+def summary_of(ret: np.ndarray, rv: np.ndarray) -> np.ndarray:
+    """(B, N) first-token returns and realized vols → (B, 4) ``mv_summary``, as ``trajectories.summary_frame``."""
     n = ret.shape[1]
     std = ret.std(axis=1, ddof=1) if n > 1 else np.zeros(len(ret))
     return np.stack([ret.mean(axis=1), std, np.quantile(ret, 0.05, axis=1), rv.mean(axis=1)], axis=1)
+
+
+def first_step_summary(traj: Trajectories) -> np.ndarray:
+    """(B, 4) float64 ``mv_summary`` of every origin, from the decoded candle paths."""
+    return summary_of(*traj.horizon_targets(traj.patch_len))
+
+
+def analytic_futures(scale: np.ndarray, patch_len: int, return_scale: float) -> tuple[np.ndarray, np.ndarray,
+                                                                                       np.ndarray]:
+    """Per-token quantities of futures straight from their predicted RevIN statistics ``scale`` (B, N, H, 2) =
+    (log σ, μ/σ), without the tokenizer decoder: (step returns (B, N, H), first-token returns (B, N), first-token
+    realized vols (B, N)), float64.
+
+    ``multiverse.decode`` makes candle returns r_i = (μ + σ·ẑ_i) / return_scale with a shape ẑ centred exactly and
+    scaled to unit variance, so a token's return is patch_len·μ / return_scale and its realized volatility
+    sqrt(patch_len·(μ² + σ²)) / return_scale whatever the shape (equal to the decoded sums up to float64 rounding).
+    The one exception is a decoded shape flatter than ``SHAPE_STD_FLOOR``, which decode leaves unscaled (its vol
+    is then lower); the engine's ``decode="full"`` runs the decoder for that exactness (~8× slower at demo size)."""
+    sigma = np.exp(scale[..., 0].astype(np.float64))
+    mu = scale[..., 1].astype(np.float64) * sigma
+    steps = patch_len * mu / return_scale
+    rv = np.sqrt(patch_len * (mu[..., 0] ** 2 + sigma[..., 0] ** 2)) / return_scale
+    return steps, steps[..., 0], rv
 
 
 def token_returns(candles: pd.DataFrame, ends: np.ndarray, token_ms: int, n_past: int) -> np.ndarray:

@@ -29,7 +29,7 @@ import torch
 
 from fin_ia_models.agents.data import AgentRow
 from fin_ia_models.agents.decide import decide
-from fin_ia_models.live.rows import first_step_summary
+from fin_ia_models.live.rows import analytic_futures, first_step_summary, summary_of
 from fin_ia_models.multiverse.context import patch_scale_stats
 from fin_ia_models.multiverse.decode import decode_futures
 from fin_ia_models.multiverse.model import row_noise
@@ -137,8 +137,10 @@ def candle_step(s: SymbolStream, ts: int, o: float, h: float, lo: float, c: floa
 class TokenStep:
     """The network part of a token step, shared by the symbols of one engine (torch models or ONNX sessions)."""
 
-    def __init__(self, stack, encoder, exo_min_periods: int) -> None:
-        self.stack, self.encoder = stack, encoder
+    def __init__(self, stack, encoder, exo_min_periods: int, decode: str = "analytic") -> None:
+        if decode not in ("analytic", "full"):
+            raise ValueError(f"decode must be 'analytic' or 'full', got {decode!r}")
+        self.stack, self.encoder, self.decode = stack, encoder, decode
         self.exo_min_periods = exo_min_periods
         self.exo_enabled = stack.jepa.config.mixer.exo.enabled
         mv = stack.multiverse.config
@@ -187,23 +189,37 @@ class TokenStep:
         s.encoder_state = [(layer.conv.copy(), layer.ssm.copy()) for layer in enc.layers]
         return np.asarray(emb, np.float32)
 
-    def sample(self, ts: int, features: np.ndarray) -> Trajectories:
+    def sample(self, ts: int, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """``MultiverseModel.sample`` for one origin, its ops without the per-call mode toggling and checks (the
-        models are in eval mode for good; the batch path, which calls ``sample`` itself, is the reference)."""
+        models are in eval mode for good; the batch path, which calls ``sample`` itself, is the reference):
+        (targets (N, H, d) float32, per-candle returns (N, H·L) float64 or None when ``decode`` is analytic)."""
         mv, c, n = self.stack.multiverse, self.stack.multiverse.config, self.stack.n_futures
-        stamps = np.array([ts], np.int64)
-        noise = row_noise(self.stack.seed, stamps, (n, c.horizon, mv.predictor.noise_dim))  # (1, N, H, nd)
+        noise = row_noise(self.stack.seed, np.array([ts], np.int64), (n, c.horizon, mv.predictor.noise_dim))
         with torch.no_grad():
             context = mv.standardize(torch.from_numpy(features[None])).repeat_interleave(n, dim=0)  # (N, F)
             z = torch.from_numpy(noise[0])
             v = mv.predictor.sample(context, z) if c.predictor != "flow" else mv.predictor.sample(context, z, None,
                                                                                                      None)
             v = v * mv.target_std + mv.target_mean  # (N, H, d) target units
+            if self.decode == "analytic":
+                return v.numpy(), None
             flat = v.reshape(-1, c.target_dim)
-            ids, returns = decode_futures(mv.tokenizer, flat[:, : c.latent_dim], flat[:, mv.scale_dims])
-        v = v.numpy()[None]
-        return Trajectories(stamps, ids.reshape(1, n, c.horizon), v[..., : c.latent_dim].astype(np.float32),
-                            v[..., c.latent_dim:].astype(np.float32), returns.reshape(1, n, -1), c.tokenizer.patch_len)
+            _, returns = decode_futures(mv.tokenizer, flat[:, : c.latent_dim], flat[:, mv.scale_dims])
+        return v.numpy(), returns.reshape(n, -1)
+
+    def futures(self, ts: int, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(mv_summary (4,) float64, step returns (N, H) float32, first-token returns (N,)) of the origin."""
+        v, returns = self.sample(ts, features)
+        c = self.stack.multiverse.config
+        if returns is None:
+            steps, first, rv = analytic_futures(v[None, ..., c.latent_dim:], c.tokenizer.patch_len,
+                                                c.tokenizer.return_scale)
+            return summary_of(first, rv)[0], steps[0].astype(np.float32), first[0]
+        traj = Trajectories(np.array([ts], np.int64), np.zeros(v.shape[:2], np.int64)[None],
+                            v[None, ..., : c.latent_dim], v[None, ..., c.latent_dim:], returns[None],
+                            c.tokenizer.patch_len)
+        first = traj.horizon_targets(traj.patch_len)[0]
+        return first_step_summary(traj)[0], traj.step_returns()[0].astype(np.float32), first[0]
 
 
 def past_returns(s: SymbolStream, ts: int, token_ms: int, n_past: int) -> np.ndarray:
@@ -230,14 +246,12 @@ def token_step(s: SymbolStream, net: TokenStep, ts: int, token_ms: int, decide_n
     sigmas = np.asarray(s.log_sigma)
     trailing = np.array([sigmas[-w:].mean() for w in net.scale_windows])
     features = np.concatenate([emb, latent, scale, trailing]).astype(np.float32)  # as build_context
-    traj = net.sample(ts, features)
-    summary = first_step_summary(traj)[0]
-    first = traj.horizon_targets(traj.patch_len)[0][0]  # (N,) first-token returns
+    summary, steps, first = net.futures(ts, features)  # (4,), (N, H), (N,)
     s.last_confidence = abs(float(np.mean(first > 0)) - float(np.mean(first < 0)))
     s.last_summary = summary
     row = AgentRow(ts, emb, summary.astype(np.float32),
                    past_returns(s, ts, token_ms, net.stack.n_past).astype(np.float32),
-                   traj.step_returns()[0].astype(np.float32))
+                   steps)
     s.target = decide(net.stack.agent, row, s.held)
     s.held = s.target
     return "decide"

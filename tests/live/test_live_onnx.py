@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize("predictor", ["stochastic", "flow"])
 def test_onnx_graphs_match_pytorch(market, tmp_path, predictor):
     stack = fit_normalizer(make_stack(0, predictor=predictor), market)
-    paths = export_stack(stack, tmp_path)
+    paths = export_stack(stack, tmp_path, decode="full")
     rng = np.random.default_rng(0)
     # token step: tokenizer + one encoder step from a non-zero state
     enc = stack.jepa.context_encoder
@@ -49,6 +49,9 @@ def test_onnx_graphs_match_pytorch(market, tmp_path, predictor):
     ids, v, returns = session(paths["multiverse"]).run(None, {"features": features, "noise": noise})
     assert (ids.reshape(traj.token_ids.shape) == traj.token_ids).mean() > 0.95  # a rounding flip may move a code
     np.testing.assert_allclose(returns.reshape(traj.candle_returns.shape), traj.candle_returns, rtol=1e-3, atol=1e-6)
+    (targets,) = session(export_stack(stack, tmp_path / "analytic")["multiverse"]).run(
+        None, {"features": features, "noise": noise})  # the graph without the decoder
+    np.testing.assert_allclose(targets, v, rtol=1e-6, atol=1e-7)
     # the planner's critic grid
     x = torch.from_numpy(rng.normal(0, 1, sum(stack.agent.normalizer.dims)).astype(np.float32))
     from fin_ia_models.agents.planner import terminal_cvar

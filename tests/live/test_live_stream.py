@@ -15,9 +15,9 @@ from tests.live.conftest import MONTH_MS, make_stack, with_gap
 pytestmark = pytest.mark.slow
 
 
-def replay(stack, candles: pd.DataFrame, start_ms: int, symbol: str = "TEST/USDT"):
+def replay(stack, candles: pd.DataFrame, start_ms: int, symbol: str = "TEST/USDT", decode: str = "analytic"):
     """Warm start on the candles before ``start_ms``, then feed the rest one by one."""
-    engine = DecisionEngine(stack)
+    engine = DecisionEngine(stack, decode=decode)
     engine.warm_start(symbol, candles[candles["timestamp"] < start_ms])
     return engine, engine.run(symbol, candles[candles["timestamp"] >= start_ms])
 
@@ -27,10 +27,11 @@ def decided(decisions) -> tuple[np.ndarray, np.ndarray]:
     return np.array([d.token_end for d in rows]), np.array([d.position for d in rows])
 
 
-def test_replaying_a_month_candle_by_candle_gives_the_batch_decisions(stack, market):
+@pytest.mark.parametrize("decode", ["analytic", "full"])
+def test_replaying_a_month_candle_by_candle_gives_the_batch_decisions(stack, market, decode):
     start = int(market["timestamp"].iloc[-1]) - MONTH_MS
     data, batch = batch_decisions(stack, market, start)
-    _, stream = replay(stack, market, start)
+    _, stream = replay(stack, market, start, decode=decode)
     ends, positions = decided(stream)
     assert len(ends) == len(data) >= 40  # a month of 16 h tokens
     np.testing.assert_array_equal(ends, data.end_timestamp)  # the same tokens decide
@@ -44,6 +45,20 @@ def test_replaying_a_month_candle_by_candle_gives_the_batch_decisions(stack, mar
     holds = [d for d in stream if d.event == "hold" and d.token_end >= 0]  # between patches: the last decision holds
     assert len(holds) >= 15 * (len(ends) - 1) and all(d.position == rows[d.token_end].position for d in holds)
     assert all(d.position == 0.0 for d in stream if d.token_end < 0)  # flat until the first decision
+
+
+def test_analytic_futures_equal_the_decoded_sums(stack):
+    from fin_ia_models.live.rows import analytic_futures
+
+    mv = stack.multiverse
+    rng = np.random.default_rng(1)
+    traj = mv.sample(np.arange(4) * 57_600_000, rng.normal(0, 1, (4, mv.config.context_dim)).astype(np.float32), 32,
+                     mv.config.horizon, 0)
+    steps, first, rv = analytic_futures(traj.scale, traj.patch_len, mv.config.tokenizer.return_scale)
+    np.testing.assert_allclose(steps, traj.step_returns(), rtol=1e-9, atol=1e-15)
+    want_ret, want_rv = traj.horizon_targets(traj.patch_len)
+    np.testing.assert_allclose(first, want_ret, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(rv, want_rv, rtol=1e-9)
 
 
 def test_a_later_candle_cannot_change_an_earlier_decision(stack, market):
