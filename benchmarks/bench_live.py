@@ -75,7 +75,8 @@ def _candles():
 
     end = 1_717_200_000_000  # 2024-06-01 00:00 UTC
     start = end - (HISTORY_DAYS + STREAM_DAYS) * 86_400_000
-    return SyntheticMarket(SyntheticMarketConfig(seed=0)).fetch("BTC/USDT", "1h", start, end), end - STREAM_DAYS * 86_400_000
+    candles = SyntheticMarket(SyntheticMarketConfig(seed=0)).fetch("BTC/USDT", "1h", start, end)
+    return candles, end - STREAM_DAYS * 86_400_000
 
 
 def _latencies(engine, candles, split_ms) -> dict[str, np.ndarray]:

@@ -87,7 +87,7 @@ class DecisionEngine:
 
     @classmethod
     def from_registry(cls, spec: str, tracking_uri: str, **kwargs) -> DecisionEngine:
-        """The engine of a registered agent: ``NAME@ALIAS`` or ``NAME/VERSION`` (e.g. ``fin-ia-agent-cvar@champion``)."""
+        """The engine of a registered agent, ``NAME@ALIAS`` or ``NAME/VERSION`` (``fin-ia-agent-cvar@champion``)."""
         from fin_ia_models.live.registry import load_stack
 
         seed = kwargs.pop("seed", 0)

@@ -23,7 +23,7 @@ class ModelStack:
     agent: object  # any decide.TradingAgent (CVaRPlannerAgent, PPOAgent, ...)
     seed: int = 0  # multiverse sampling seed: the one ``multiverse_trajectories`` used (the pipeline seed)
     n_futures: int | None = None  # futures per decision; None: the multiverse's n_eval_futures (as the batch path)
-    versions: dict[str, str] = field(default_factory=dict)  # role → "name/version" (agent, multiverse, jepa, tokenizer)
+    versions: dict[str, str] = field(default_factory=dict)  # role (agent, multiverse, jepa, tokenizer) → name/version
 
     def __post_init__(self) -> None:
         mv = self.multiverse.config
@@ -32,7 +32,8 @@ class ModelStack:
                              f"tokenizer {mv.tokenizer_version!r}")
         jc = self.jepa.config
         if jc.vocab_size != self.tokenizer.codebook_size:
-            raise ValueError(f"Fin-JEPA vocabulary {jc.vocab_size} != tokenizer codebook {self.tokenizer.codebook_size}")
+            raise ValueError(f"Fin-JEPA vocabulary {jc.vocab_size} != tokenizer codebook "
+                             f"{self.tokenizer.codebook_size}")
         if jc.mixer.d_model != mv.emb_dim:
             raise ValueError(f"Fin-JEPA width {jc.mixer.d_model} != the multiverse's emb_dim {mv.emb_dim}")
         if jc.n_latent not in (0, mv.latent_dim):

@@ -3,9 +3,6 @@ live path's arithmetic, not the models' skill, is under test. Untrained networks
 
 from __future__ import annotations
 
-import dataclasses
-
-import numpy as np
 import pandas as pd
 import pytest
 import torch

@@ -71,7 +71,8 @@ def test_a_later_candle_cannot_change_an_earlier_decision(stack, market):
     shocked.loc[later, "volume"] *= 5.0
     _, moved = replay(stack, shocked, start)
     before = [(d.timestamp, d.position, d.mv_mean, d.event) for d in clean if d.timestamp <= cut]
-    np.testing.assert_equal(before, [(d.timestamp, d.position, d.mv_mean, d.event) for d in moved if d.timestamp <= cut])
+    after_shock = [(d.timestamp, d.position, d.mv_mean, d.event) for d in moved if d.timestamp <= cut]
+    np.testing.assert_equal(before, after_shock)
     assert [d.position for d in clean if d.timestamp > cut] != [d.position for d in moved if d.timestamp > cut]
 
 
