@@ -132,6 +132,10 @@ def run() -> list[dict]:
                 rows.append({"name": f"{agent_kind} {backend}: {N_SYMBOLS} symbols", "value": rate,
                              "unit": "decisions/s", "note": f"{THROUGHPUT_CANDLES} candles × {N_SYMBOLS} symbols, "
                                                             "one core"})
+    stack = _stack("ppo")  # the price of running the tokenizer decoder on every future (exact flat-shape corner)
+    lat = _latencies(DecisionEngine(stack, decode="full"), candles, split_ms)["patch"]
+    rows.append({"name": "ppo pytorch, decode=full: patch step p50", "value": float(np.percentile(lat, 50)),
+                 "unit": "ms", "note": "tokenizer decoder on N × H future patches (default: analytic)"})
     return rows
 
 
