@@ -1,5 +1,6 @@
-"""``fin-ia`` command line: ``demo`` (materialize the graph offline), ``validate`` (check candle files) and
-``lineage`` (a registered model's chain down to the candles)."""
+"""``fin-ia`` command line: ``demo`` (materialize the graph offline), ``validate`` (check candle files),
+``lineage`` (a registered model's chain down to the candles) and ``decide`` (an agent's decision on the last stored
+candle; research only, never an order)."""
 
 from __future__ import annotations
 
@@ -74,6 +75,34 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_decide(args: argparse.Namespace) -> int:
+    """The agent's target position after the last stored candle: research output, never an order."""
+    import json
+
+    from fin_ia_pipeline.live.decide import decide_last
+    from fin_ia_pipeline.settings import PipelineSettings
+
+    try:
+        d = decide_last(PipelineSettings.from_env(), args.symbol, args.model)
+    except (ValueError, LookupError) as err:  # unknown model or alias, no candles, a mismatched stack: a message
+        print(f"fin-ia decide: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(d.to_dict(), default=float))
+    else:
+        print(f"{d.symbol} after the candle opened {_utc(d.timestamp)}: target position {d.position:+.3f} "
+              f"({d.event}; decided at the token ending {_utc(d.token_end)}), multiverse next-token return mean "
+              f"{d.mv_mean:+.5f} std {d.mv_std:.5f} q05 {d.mv_q05:+.5f}, confidence {d.confidence:.2f}, "
+              f"{d.elapsed_ms:.2f} ms; models {d.versions}. Research only: no order is placed.")
+    return 0
+
+
+def _utc(ms: int) -> str:
+    from fin_ia_models.data.schema import format_ms
+
+    return format_ms(ms) if ms >= 0 else "-"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fin-ia", description="fin-ia research pipeline (research only; no trading).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     lineage.add_argument("--json", action="store_true", help="machine-readable output")
     lineage.add_argument("--tracking-uri", default=None, help="default: MLFLOW_TRACKING_URI or the local store")
     lineage.set_defaults(func=_cmd_lineage)
+    decide = sub.add_parser("decide", help="an agent's decision for the last closed candle in storage (no order)")
+    decide.add_argument("symbol", help="e.g. BTC/USDT")
+    decide.add_argument("--model", default=None, help="NAME@ALIAS or NAME/VERSION (default: the agent champion)")
+    decide.add_argument("--json", action="store_true", help="machine-readable output")
+    decide.set_defaults(func=_cmd_decide)
     args = parser.parse_args(argv)
     # Dagster flags preview/beta APIs we chose deliberately (partitioned checks, multi→single mappings) on every load.
     warnings.filterwarnings("ignore", message=".*(is currently in (preview|beta)|Definitions.resolve_job_def).*")
