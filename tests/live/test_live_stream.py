@@ -35,8 +35,9 @@ def test_replaying_a_month_candle_by_candle_gives_the_batch_decisions(stack, mar
     ends, positions = decided(stream)
     assert len(ends) == len(data) >= 40  # a month of 16 h tokens
     np.testing.assert_array_equal(ends, data.end_timestamp)  # the same tokens decide
-    # the Mamba-2 step and the batch's chunked scan agree to float32 rounding, so do the decisions
-    np.testing.assert_allclose(positions, batch, rtol=0, atol=1e-5)
+    # The Mamba-2 step and the batch's chunked scan agree to float32 rounding (not bit for bit), and so do the
+    # decisions: up to 1.5e-5 of a position seen with the scale-input MLP of the token embedding.
+    np.testing.assert_allclose(positions, batch, rtol=0, atol=5e-5)
     assert np.ptp(batch) > 0.1  # the decisions vary: a constant agent would make this test vacuous
     rows = {d.token_end: d for d in stream if d.event == "decide"}
     for t in (0, len(data) // 2, len(data) - 1):  # the multiverse summary the engine reports is the row's
