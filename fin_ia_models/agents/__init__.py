@@ -25,7 +25,7 @@ _EXPORTS = {
     "LatentTradingEnv": "env", "LatentTradingVecEnv": "vec_env",
     "step_reward": "rewards", "net_returns": "rewards",
     "decide": "decide", "agent_positions": "decide", "evaluate_agent": "decide", "performance": "decide",
-    "PPOAgent": "ppo", "train_ppo": "ppo",
+    "PPOAgent": "ppo", "train_ppo": "ppo", "PPOPolicy": "ppo_policy", "PPOPolicySpec": "ppo_policy",
     "CVaRPlannerAgent": "planner", "train_cvar_planner": "planner_train",
     "ppo_profile": "profiles", "cvar_planner_profile": "profiles",
 }
