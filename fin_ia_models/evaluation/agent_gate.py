@@ -70,5 +70,7 @@ def promote_agent_if_qualified(tracking_uri: str, model_name: str, version: str,
         client.set_model_version_tag(model_name, version, "fin_ia.promotion_reason", reason)
         return PromotionDecision(False, reason, str(version), None, {})
     decision = promote_if_better(tracking_uri, model_name, version, CHAMPION_GATES)
-    return PromotionDecision(decision.promoted, f"{reason}; {decision.reason}", decision.candidate_version,
+    reason = f"{reason}; {decision.reason}"
+    client.set_model_version_tag(model_name, version, "fin_ia.promotion_reason", reason)  # both halves of the why
+    return PromotionDecision(decision.promoted, reason, decision.candidate_version,
                              decision.champion_version, decision.values)
