@@ -188,3 +188,50 @@ def agent_run_metrics(report: WindowReport, agent: str) -> dict[str, float]:
     out[f"{prefix}buy_and_hold_sharpe"] = report.scores[BUY_AND_HOLD].metrics.sharpe
     out[f"{prefix}best_other_baseline_sharpe"] = report.best_baseline()[1]
     return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
+
+
+@dataclass
+class AgentsReport:
+    """Validation and test reports of one set of agents: what the orchestrator shows and logs."""
+
+    windows: dict[str, WindowReport]  # "val", "test"
+    tables: dict[str, str]  # window → markdown table
+    plots: dict[str, bytes]  # window → equity and drawdown PNG
+    rows: list[dict]  # one per (window, strategy): ``StrategyScore.row`` plus the reasons of undefined values
+    agent_metrics: dict[str, dict[str, float]]  # agent → ``{window}_bt_*`` metrics of both windows
+
+    def trades(self, window: str) -> dict[str, int]:
+        return {name: s.n_trades for name, s in self.windows[window].scores.items()}
+
+    def summary(self, n_trials: int) -> str:
+        """One line: the test window's best agent (by its test Sharpe — reported, not chosen) against buy & hold."""
+        test = self.windows["test"].scores
+        agents = [n for n, s in test.items() if s.is_agent]
+        best = max(agents, key=lambda n: -math.inf if math.isnan(test[n].metrics.sharpe) else test[n].metrics.sharpe)
+        return (f"test: {best} net Sharpe {_fmt(test[best].metrics.sharpe)} (DSR {_fmt(test[best].dsr)}, N = "
+                f"{n_trials}) vs buy & hold {_fmt(test[BUY_AND_HOLD].metrics.sharpe)}; tables in metadata")
+
+
+def agents_report(agents: Mapping[str, object], windows: Mapping[str, Mapping[str, object]],
+                  candles: Mapping[str, pd.DataFrame], split, costs: CostConfig, trial_sharpes: np.ndarray | None,
+                  n_boot: int = 1000, seed: int = 0, names: tuple[str, ...] = ("val", "test")) -> AgentsReport:
+    """``window_report`` of ``agents`` on the validation and test windows of ``split`` (``windows``: symbol →
+    {window → AgentData}), with the markdown tables, plots and per-agent metrics."""
+    import json
+
+    from fin_ia_models.evaluation.report_plots import equity_drawdown_png
+
+    reports, tables, plots, rows = {}, {}, {}, []
+    metrics: dict[str, dict[str, float]] = {name: {} for name in agents}
+    for window in names:
+        start, end = split.range_ms(window)
+        report = window_report(window, agents, {s: w[window] for s, w in windows.items()}, candles, start, end, costs,
+                               trial_sharpes, n_boot=n_boot, seed=seed)
+        reports[window], tables[window] = report, markdown_table(report)
+        plots[window] = equity_drawdown_png(report.timestamps, {n: report.net(n) for n in report.backtests},
+                                            f"{window} window: equity and drawdown (all symbols, after costs)")
+        rows += [{"window": window, "strategy": name, "is_agent": score.is_agent, **score.row(),
+                  "undefined": json.dumps(score.undefined)} for name, score in report.scores.items()]
+        for name in agents:
+            metrics[name].update(agent_run_metrics(report, name))
+    return AgentsReport(reports, tables, plots, rows, metrics)

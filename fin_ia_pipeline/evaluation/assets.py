@@ -6,7 +6,6 @@ baseline run through the same backtest engine on the validation window (which th
 window (reported, never used to choose). Bodies only wire: the work is ``fin_ia_models.evaluation.agent_report``."""
 
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -69,48 +68,33 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[dg.AssetsDefinit
                         jepa_embeddings: dict, multiverse_trajectories: dict, ohlcv_candles: dict) -> dg.Output:
         from fin_ia_models.agents.stage import agent_windows
         from fin_ia_models.data.series import series_by_symbol
-        from fin_ia_models.evaluation.agent_report import agent_run_metrics, markdown_table, window_report
+        from fin_ia_models.evaluation.agent_report import agents_report
         from fin_ia_models.evaluation.plots import markdown_image
-        from fin_ia_models.evaluation.report_plots import equity_drawdown_png
 
         agents = {"ppo_agent": ppo_agent, "cvar_planner_agent": cvar_planner_agent}
         chain_versions(context.instance, multiverse_trajectories)  # one consistent upstream chain, or an error
-        split = settings.time_split()
         candles = series_by_symbol(ohlcv_candles)
-        windows = agent_windows(jepa_embeddings, multiverse_trajectories, candles, split)
+        windows = agent_windows(jepa_embeddings, multiverse_trajectories, candles, settings.time_split())
         trials = agent_trials(mlflow.tracking_uri)
         context.log.info(f"DSR trials: {trials.n} agent training runs in MLflow"
                          + (f" ({trials.n_unfinished} unfinished, not counted)" if trials.n_unfinished else ""))
         costs = env_costs(agents)
+        report = agents_report(agents, windows, candles, settings.time_split(), costs, trials.values,
+                               n_boot=N_BOOT[settings.profile], seed=settings.seed, names=WINDOWS)
         meta: dict = {"symbols": ", ".join(windows), "n_trials": trials.n,
-                      "costs_bps": costs.fee_bps + costs.slippage_bps}
-        rows, per_agent = [], {name: ({}, {}) for name in agents}
+                      "costs_bps": costs.fee_bps + costs.slippage_bps, "summary": report.summary(trials.n)}
         for window in WINDOWS:
-            start, end = split.range_ms(window)
-            report = window_report(window, agents, {s: w[window] for s, w in windows.items()}, candles, start, end,
-                                   costs, trials.values, n_boot=N_BOOT[settings.profile], seed=settings.seed)
-            table = markdown_table(report)
-            png = equity_drawdown_png(report.timestamps, {n: report.net(n) for n in report.backtests},
-                                      f"{window} window: equity and drawdown (all symbols, after costs)")
-            meta[f"table_{window}"] = dg.MetadataValue.md(table)
-            meta[f"equity_drawdown_{window}"] = dg.MetadataValue.md(markdown_image(png, f"equity drawdown {window}"))
-            meta[f"trades_{window}"] = dg.MetadataValue.json({n: s.n_trades for n, s in report.scores.items()})
-            for name, score in report.scores.items():
-                rows.append({"window": window, "strategy": name, "is_agent": score.is_agent, **score.row(),
-                             "undefined": json.dumps(score.undefined)})
-            for name in agents:
-                per_agent[name][0].update(agent_run_metrics(report, name))
-                per_agent[name][1].update({f"table_{window}.md": table.encode(), f"equity_drawdown_{window}.png": png})
-            context.log.info(f"{window} window:\n{table}")
+            context.log.info(f"{window} window:\n{report.tables[window]}")
+            meta[f"table_{window}"] = dg.MetadataValue.md(report.tables[window])
+            meta[f"equity_drawdown_{window}"] = dg.MetadataValue.md(
+                markdown_image(report.plots[window], f"equity drawdown {window}"))
+            meta[f"trades_{window}"] = dg.MetadataValue.json(report.trades(window))
+        files = {**{f"table_{w}.md": t.encode() for w, t in report.tables.items()},
+                 **{f"equity_drawdown_{w}.png": p for w, p in report.plots.items()}}
         for name, agent in agents.items():
             lineage = agent.fin_ia_lineage
-            log_to_agent_run(mlflow.tracking_uri, lineage.run_id, *per_agent[name])
-            meta[f"{name}_model"] = f"{lineage.name}/{lineage.version}"
-            meta[f"{name}_run_id"] = lineage.run_id
-        test = {r["strategy"]: r for r in rows if r["window"] == "test"}
-        best = max(agents, key=lambda n: -1e9 if pd.isna(test[n]["sharpe"]) else test[n]["sharpe"])
-        meta["summary"] = (f"test: {best} net Sharpe {test[best]['sharpe']:.2f} (DSR {test[best]['dsr']:.2f}, N = "
-                           f"{trials.n}) vs buy & hold {test['buy_and_hold']['sharpe']:.2f}; tables in metadata")
-        return dg.Output(pd.DataFrame(rows), metadata=meta)
+            log_to_agent_run(mlflow.tracking_uri, lineage.run_id, report.agent_metrics[name], files)
+            meta |= {f"{name}_model": f"{lineage.name}/{lineage.version}", f"{name}_run_id": lineage.run_id}
+        return dg.Output(pd.DataFrame(report.rows), metadata=meta)
 
     return [backtest_report]
