@@ -120,4 +120,9 @@ def format_summary(summary: dict, settings: PipelineSettings) -> str:
             "docs/RESULTS.md has the measurements on real Binance candles.",
             "Look at it: `make ui` → http://127.0.0.1:3000 → Assets (lineage graph, metadata, plots, checks).",
         ]
+    report = summary["assets"].get("backtest_report", {}).get(None, {})
+    if "table_test" in report:  # the evaluation stage's test-window table (agents vs baselines, after costs)
+        lines += ["", f"Backtest on the test window ({report.get('symbols', '')}, one equal-capital book, "
+                      f"{report.get('costs_bps', '?')} bps per unit traded; DSR over {report.get('n_trials', '?')} "
+                      "agent trials):", str(report["table_test"])]
     return "\n".join(lines)

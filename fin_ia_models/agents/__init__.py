@@ -7,6 +7,10 @@
   ``train_cvar_planner`` → ``CVaRPlannerAgent``.
 - ``decide``: ``decide(agent, row, position)``, ``agent_positions(agent, data)``, ``evaluate_agent``.
 - ``profiles``: ``ppo_profile(profile)``, ``cvar_planner_profile(profile)`` (demo / cpu / full sizes).
+- ``ppo_policy``: ``PPOPolicy``, the registered (pickle-free) form of a trained PPO agent (checkpoint kind
+  ``ppo_policy``); ``assemble``: ``agent_data_from_frames`` (stage frames → ``AgentData``); ``stage``: the
+  orchestrator's entry points ``agent_windows``, ``fit_ppo_agent``, ``fit_cvar_planner_agent``; ``report``: the
+  real-candle command.
 
 Names are imported lazily (``from fin_ia_models.agents import train_ppo`` works) so that reading ``AgentData`` does
 not pull in stable-baselines3 and Lightning.
@@ -25,9 +29,11 @@ _EXPORTS = {
     "LatentTradingEnv": "env", "LatentTradingVecEnv": "vec_env",
     "step_reward": "rewards", "net_returns": "rewards",
     "decide": "decide", "agent_positions": "decide", "evaluate_agent": "decide", "performance": "decide",
-    "PPOAgent": "ppo", "train_ppo": "ppo",
+    "PPOAgent": "ppo", "train_ppo": "ppo", "PPOPolicy": "ppo_policy", "PPOPolicySpec": "ppo_policy",
     "CVaRPlannerAgent": "planner", "train_cvar_planner": "planner_train",
     "ppo_profile": "profiles", "cvar_planner_profile": "profiles",
+    "agent_data_from_frames": "assemble", "agent_windows": "stage", "fit_ppo_agent": "stage",
+    "fit_cvar_planner_agent": "stage",
 }
 
 __all__ = sorted(_EXPORTS)

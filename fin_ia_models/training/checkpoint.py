@@ -25,6 +25,7 @@ MODEL_KINDS: dict[str, tuple[str, str]] = {
     "tokenizer": ("fin_ia_models.tokenizer.model:TokenizerModel", "fin_ia_models.tokenizer.config:TokenizerConfig"),
     "jepa": ("fin_ia_models.world_model.jepa:FinJEPA", "fin_ia_models.world_model.config:JEPAConfig"),
     "cvar_planner": ("fin_ia_models.agents.planner:CVaRPlannerAgent", "fin_ia_models.agents.planner_config:PlannerSpec"),
+    "ppo_policy": ("fin_ia_models.agents.ppo_policy:PPOPolicy", "fin_ia_models.agents.ppo_policy:PPOPolicySpec"),
     "multiverse": ("fin_ia_models.multiverse.model:MultiverseModel", "fin_ia_models.multiverse.config:MultiverseConfig"),
 }
 

@@ -1,0 +1,1 @@
+"""Strate IV: ``ppo_agent`` and ``cvar_planner_agent`` (group ``agents``)."""

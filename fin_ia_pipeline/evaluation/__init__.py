@@ -1,0 +1,1 @@
+"""Honest evaluation: ``backtest_report`` and the agents' champion gates (group ``evaluation``)."""
