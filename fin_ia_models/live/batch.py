@@ -11,7 +11,8 @@ import pandas as pd
 from fin_ia_models.agents.data import AgentData
 from fin_ia_models.agents.decide import agent_positions
 from fin_ia_models.data.schema import timeframe_ms
-from fin_ia_models.live.rows import agent_data_from_trajectories
+from fin_ia_models.agents.assemble import agent_data_from_frames
+from fin_ia_models.live.rows import summary_horizons
 from fin_ia_models.live.stack import ModelStack
 from fin_ia_models.multiverse.context import build_context
 from fin_ia_models.multiverse.trajectories import summary_frame
@@ -28,14 +29,15 @@ def batch_trajectories(stack: ModelStack, candles: pd.DataFrame) -> tuple[pd.Dat
     rows = np.flatnonzero(context.usable)
     traj = stack.multiverse.sample(context.end_timestamp[rows], context.features[rows], stack.n_futures,
                                    config.horizon, stack.seed)
-    return summary_frame(traj, (stack.patch_len,)), embeddings
+    return summary_frame(traj, summary_horizons(config)), embeddings
 
 
 def batch_agent_data(stack: ModelStack, candles: pd.DataFrame) -> AgentData:
+    """Rows exactly as the agents were trained and backtested on them (``agents.assemble``)."""
     frame, embeddings = batch_trajectories(stack, candles)
-    token_ms = stack.patch_len * timeframe_ms(candles.attrs["timeframe"])
-    return agent_data_from_trajectories(frame, embeddings, candles, stack.patch_len, stack.n_past, token_ms,
-                                        candles.attrs.get("symbol", ""))
+    token_hours = stack.patch_len * timeframe_ms(candles.attrs["timeframe"]) / 3_600_000
+    return agent_data_from_frames(embeddings, frame, candles, candles.attrs.get("symbol", ""), token_hours,
+                                  n_past=stack.n_past)
 
 
 def batch_decisions(stack: ModelStack, candles: pd.DataFrame, start_ms: int | None = None) -> tuple[AgentData,

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from fin_ia_models.data.schema import timeframe_ms
+from fin_ia_models.live.rows import needs_decoder, summary_horizons
 from fin_ia_models.live.stack import ModelStack
 from fin_ia_models.live.stream import SymbolStream, TokenStep, candle_step, token_step
 from fin_ia_models.utils.atomic import atomic_write_bytes
@@ -57,11 +58,14 @@ class DecisionEngine:
     """Streaming decisions of one model stack over any number of symbols (module docstring)."""
 
     def __init__(self, stack: ModelStack, timeframe: str = "1h", backend: str = "auto",
-                 onnx_dir: str | Path | None = None, decode: str = "analytic") -> None:
+                 onnx_dir: str | Path | None = None, decode: str = "auto") -> None:
         """``backend``: the numpy/numba streaming encoder's; ``onnx_dir``: run the token step's networks (and the
         agent's plain nets) on onnxruntime from graphs exported there (``onnx_export``) instead of PyTorch;
-        ``decode``: "analytic" (default) takes the futures' token returns and first-token vol from their predicted
-        statistics (``rows.analytic_futures``), "full" runs the tokenizer decoder as the batch path does."""
+        ``decode``: "analytic" takes the futures' token returns and first-token vol from their predicted
+        statistics (``rows.analytic_futures``; only when ``mv_summary`` has the one-token horizon alone), "full" runs
+        the tokenizer decoder as the batch path does; "auto" (default): analytic where it is exact, full otherwise."""
+        if decode == "auto":
+            decode = "full" if needs_decoder(summary_horizons(stack.multiverse.config), stack.patch_len) else "analytic"
         if onnx_dir is not None:
             import dataclasses
 

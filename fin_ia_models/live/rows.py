@@ -1,30 +1,24 @@
-"""How one token's multiverse futures and the candles become an agent row: shared by the batch and streaming paths.
+"""How one token's multiverse futures and the candles become an agent row in the streaming path, by the contract of
+``agents.assemble`` (what the agents were trained and backtested on; the batch path calls it directly):
 
-Per token t (end time t, one token = T = patch_len candles):
-- ``mv_summary`` (K = 4): over the N sampled futures, the mean, standard deviation (ddof 1) and 5 % quantile of the
-  first future token's return, and the mean realized volatility of its candles: the ``ret_{L}c_mean``,
-  ``ret_{L}c_std``, ``ret_{L}c_q05`` and ``rv_{L}c_mean`` columns of a ``multiverse_trajectories`` frame (L = T).
+- ``mv_summary`` (4 per horizon): for each horizon h of ``multiverse_trajectories`` (``eval_horizons``, ascending),
+  over the N sampled futures, the mean, standard deviation (ddof 1) and 5 % quantile of the h-candle return and the
+  mean realized volatility: the ``ret_{h}c_mean``, ``ret_{h}c_std``, ``ret_{h}c_q05``, ``rv_{h}c_mean`` columns.
+  A horizon of exactly one token has an analytic form (``analytic_futures``); any other needs the decoded candles.
 - ``mv_futures`` (N, H): per-token-step log returns of every future (the frame's ``future_step_ret``).
-- ``past_returns`` (R): r_t, r_{t−T}, …, r_{t−(R−1)T} with r_s = log(close(s) / close(s − T)) from the candles that
-  opened at s and s − T; 0 where either candle is missing (a gap: no return is invented across it).
-- label ``next_return`` = r_{t+T} and ``tradable`` = the next token exists exactly one step later (no gap between):
-  the gap policy of ``agents.data``.
+- ``past_returns`` (R): the last R realized token-step log returns, oldest first; a step whose previous token is not
+  exactly one token earlier (a gap) is 0 — no return is invented across missing candles.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+import math
 
-from fin_ia_models.agents.data import AgentData
-from fin_ia_models.multiverse.trajectories import Trajectories, futures_from_frame
+import numpy as np
+
+from fin_ia_models.multiverse.trajectories import Trajectories
 
 SUMMARY_NAMES = ("mean", "std", "q05", "rv")
-
-
-def summary_columns(patch_len: int) -> list[str]:
-    """The trajectories-frame columns that make ``mv_summary`` (same order as ``SUMMARY_NAMES``)."""
-    return [f"ret_{patch_len}c_mean", f"ret_{patch_len}c_std", f"ret_{patch_len}c_q05", f"rv_{patch_len}c_mean"]
 
 
 def summary_of(ret: np.ndarray, rv: np.ndarray) -> np.ndarray:
@@ -57,37 +51,30 @@ def analytic_futures(scale: np.ndarray, patch_len: int, return_scale: float) -> 
     return steps, steps[..., 0], rv
 
 
-def token_returns(candles: pd.DataFrame, ends: np.ndarray, token_ms: int, n_past: int) -> np.ndarray:
-    """(len(ends), n_past + 1) float64: column 0 is r_{t+T} (the label), columns 1.. are r_t, r_{t−T}, … (0 where a
-    candle is missing; the label is NaN then)."""
-    ts = candles["timestamp"].to_numpy(np.int64)
-    close = candles["close"].to_numpy(np.float64)
+def summary_horizons(multiverse_config) -> tuple[int, ...]:
+    """The horizons (candles) of ``mv_summary``: those ``multiverse_trajectories`` stores (``eval_horizons``), in the
+    order ``agents.assemble.summary_columns`` reads them (ascending)."""
+    return tuple(sorted(int(h) for h in multiverse_config.eval_horizons))
 
-    def close_at(stamps: np.ndarray) -> np.ndarray:
-        pos = np.minimum(np.searchsorted(ts, stamps), len(ts) - 1)
-        return np.where(ts[pos] == stamps, close[pos], np.nan)
 
-    out = np.empty((len(ends), n_past + 1))
-    for j in range(n_past + 1):  # j = 0: label t → t+T; j ≥ 1: the return ending at t − (j−1)T
-        end = ends - (j - 1) * token_ms
-        with np.errstate(invalid="ignore"):
-            out[:, j] = np.log(close_at(end) / close_at(end - token_ms))
-    out[:, 1:] = np.nan_to_num(out[:, 1:], nan=0.0)
+def needs_decoder(horizons: tuple[int, ...], patch_len: int) -> bool:
+    """A horizon other than one token needs the decoded candle paths (the analytic token sums cannot split a token)."""
+    return tuple(horizons) != (patch_len,)
+
+
+def horizons_summary(traj: Trajectories, horizons: tuple[int, ...]) -> np.ndarray:
+    """(B, 4·len(horizons)) float64 ``mv_summary`` from decoded futures: per horizon mean, std, 5 % quantile of the
+    return and mean realized vol — the ``ret_{h}c_mean/std/q05, rv_{h}c_mean`` columns of ``summary_frame``."""
+    return np.concatenate([summary_of(*traj.horizon_targets(h)) for h in horizons], axis=1)
+
+
+def past_token_returns(tokens: list[tuple[int, float]], token_ms: int, n_past: int) -> np.ndarray:
+    """(n_past,) float64 realized token-step log returns up to the last token, oldest first, from the (end time,
+    close) of the last ≤ n_past + 1 tokens: 0 for a step whose previous token is not exactly one token earlier and
+    before the first token — ``agents.assemble``'s ``past_returns``, computed incrementally."""
+    out = np.zeros(n_past)
+    steps = [math.log(c / c0) if t - t0 == token_ms else 0.0 for (t0, c0), (t, c) in zip(tokens[:-1], tokens[1:])]
+    steps = steps[-n_past:]
+    if steps:
+        out[n_past - len(steps):] = steps
     return out
-
-
-def agent_data_from_trajectories(trajectories: pd.DataFrame, embeddings: pd.DataFrame, candles: pd.DataFrame,
-                                 patch_len: int, n_past: int, token_ms: int, symbol: str = "") -> AgentData:
-    """``AgentData`` of the tokens of a ``multiverse_trajectories`` frame (the batch path; see the module docstring)."""
-    ends = trajectories["end_timestamp"].to_numpy(np.int64)
-    emb = embeddings.set_index("end_timestamp").reindex(ends)
-    if emb.isna().any().any():
-        raise ValueError(f"{symbol or 'symbol'}: jepa_embeddings lack tokens of the trajectories frame")
-    cols = sorted((c for c in emb.columns if c.startswith("emb_")), key=lambda c: int(c[4:]))
-    summary = trajectories[summary_columns(patch_len)].to_numpy(np.float64)
-    _, futures = futures_from_frame(trajectories)
-    returns = token_returns(candles, ends, token_ms, n_past)
-    tradable = np.r_[np.diff(ends) == token_ms, False]  # the next token exactly one step later; the last: unknown
-    return AgentData(end_timestamp=ends, embedding=emb[cols].to_numpy(np.float32), mv_summary=summary,
-                     past_returns=returns[:, 1:], next_return=np.where(tradable, returns[:, 0], np.nan),
-                     tradable=tradable, mv_futures=futures, mv_summary_names=SUMMARY_NAMES, symbol=symbol)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fin_ia_models.live.rows import SUMMARY_NAMES
+from fin_ia_models.live.rows import SUMMARY_NAMES, summary_horizons
 
 
 @dataclass
@@ -43,7 +43,8 @@ class ModelStack:
         if self.planner_horizon > mv.horizon:
             raise ValueError(f"the agent plans {self.planner_horizon} steps, the multiverse samples {mv.horizon}")
         dims = self.agent.normalizer.dims
-        self.agent.normalizer.check((mv.emb_dim, len(SUMMARY_NAMES), dims[2]), "live rows")
+        self.agent.normalizer.check((mv.emb_dim, len(SUMMARY_NAMES) * len(summary_horizons(mv)), dims[2]),
+                                    "live rows")
 
     @property
     def patch_len(self) -> int:

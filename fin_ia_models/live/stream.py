@@ -29,7 +29,8 @@ import torch
 
 from fin_ia_models.agents.data import AgentRow
 from fin_ia_models.agents.decide import decide
-from fin_ia_models.live.rows import analytic_futures, first_step_summary, summary_of
+from fin_ia_models.live.rows import (analytic_futures, horizons_summary, needs_decoder, past_token_returns,
+                                     summary_horizons, summary_of)
 from fin_ia_models.multiverse.context import patch_scale_stats
 from fin_ia_models.multiverse.decode import decode_futures
 from fin_ia_models.multiverse.model import row_noise
@@ -53,7 +54,7 @@ class SymbolStream:
         self.features: deque = deque(maxlen=patch_len)  # (5,) float64 features of the last candles
         self.raw_returns: deque = deque(maxlen=patch_len)  # unscaled close log returns (exo-clock realized vol)
         self.patch_volumes: deque = deque(maxlen=patch_len)
-        self.grid_closes: deque = deque(maxlen=n_past + 1)  # (open time, close) of the last patch-grid candles
+        self.token_closes: deque = deque(maxlen=n_past + 1)  # (end time, close) of the last tokens
         self.exo: tuple[deque, deque] = (deque(maxlen=exo_window), deque(maxlen=exo_window))
         self.log_sigma: deque = deque(maxlen=scale_window)
         self.encoder_state = encoder_state  # per layer (conv (d_conv, conv_dim), ssm (h, p, n)) float32
@@ -68,7 +69,7 @@ class SymbolStream:
         out = {name: getattr(self, name) for name in STATE_FIELDS}
         out.update(symbol=self.symbol, volumes=list(self.volumes), features=[list(f) for f in self.features],
                    raw_returns=list(self.raw_returns), patch_volumes=list(self.patch_volumes),
-                   grid_closes=[list(g) for g in self.grid_closes], exo=[list(d) for d in self.exo],
+                   token_closes=[list(g) for g in self.token_closes], exo=[list(d) for d in self.exo],
                    log_sigma=list(self.log_sigma),
                    last_summary=None if self.last_summary is None else self.last_summary.tolist(),
                    last_confidence=self.last_confidence)
@@ -83,8 +84,8 @@ class SymbolStream:
             target.extend(state[name])
         self.features.clear()
         self.features.extend(np.asarray(f, np.float64) for f in state["features"])
-        self.grid_closes.clear()
-        self.grid_closes.extend((int(t), float(c)) for t, c in state["grid_closes"])
+        self.token_closes.clear()
+        self.token_closes.extend((int(t), float(c)) for t, c in state["token_closes"])
         for target, values in zip(self.exo, state["exo"]):
             target.clear()
             target.extend(values)
@@ -129,8 +130,6 @@ def candle_step(s: SymbolStream, ts: int, o: float, h: float, lo: float, c: floa
     s.raw_returns.append(math.log(c / prev) if s.run_length > 1 else math.nan)
     s.patch_volumes.append(v)
     s.last_ts, s.last_close = ts, c
-    if ((ts // step_ms) + 1) % s.features.maxlen == 0:  # a patch-grid candle: its close enters past returns
-        s.grid_closes.append((ts, c))
     return event
 
 
@@ -146,6 +145,10 @@ class TokenStep:
         mv = stack.multiverse.config
         self.scale_windows, self.context_tokens = mv.scale_windows, mv.context_tokens
         self.revin_eps = stack.tokenizer.config.revin_eps
+        self.horizons = summary_horizons(mv)
+        if decode == "analytic" and needs_decoder(self.horizons, stack.patch_len):
+            raise ValueError(f"mv_summary horizons {self.horizons} candles need the decoded futures: decode='full' "
+                             f"(analytic covers one token, {stack.patch_len} candles, only)")
         for name in ("tokenizer", "jepa", "multiverse"):
             getattr(stack, name).eval()  # the fast paths below rely on eval mode (no dropout, frozen codebooks)
 
@@ -208,10 +211,10 @@ class TokenStep:
         return v.numpy(), returns.reshape(n, -1)
 
     def futures(self, ts: int, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(mv_summary (4,) float64, step returns (N, H) float32, first-token returns (N,)) of the origin."""
+        """(mv_summary (4·horizons,) float64, step returns (N, H) float32, first-token returns (N,)) of the origin."""
         v, returns = self.sample(ts, features)
         c = self.stack.multiverse.config
-        if returns is None:
+        if returns is None:  # one-token horizon only (checked at construction)
             steps, first, rv = analytic_futures(v[None, ..., c.latent_dim:], c.tokenizer.patch_len,
                                                 c.tokenizer.return_scale)
             return summary_of(first, rv)[0], steps[0].astype(np.float32), first[0]
@@ -219,18 +222,7 @@ class TokenStep:
                             v[None, ..., : c.latent_dim], v[None, ..., c.latent_dim:], returns[None],
                             c.tokenizer.patch_len)
         first = traj.horizon_targets(traj.patch_len)[0]
-        return first_step_summary(traj)[0], traj.step_returns()[0].astype(np.float32), first[0]
-
-
-def past_returns(s: SymbolStream, ts: int, token_ms: int, n_past: int) -> np.ndarray:
-    """(R,) r_t, r_{t−T}, … from the patch-grid closes (0 where a candle is missing), as ``rows.token_returns``."""
-    closes = dict(s.grid_closes)
-    out = np.zeros(n_past)
-    for j in range(n_past):
-        end = ts - j * token_ms
-        if end in closes and end - token_ms in closes:
-            out[j] = math.log(closes[end] / closes[end - token_ms])
-    return out
+        return horizons_summary(traj, self.horizons)[0], traj.step_returns()[0].astype(np.float32), first[0]
 
 
 def token_step(s: SymbolStream, net: TokenStep, ts: int, token_ms: int, decide_now: bool = True) -> str:
@@ -241,6 +233,7 @@ def token_step(s: SymbolStream, net: TokenStep, ts: int, token_ms: int, decide_n
     s.log_sigma.append(float(scale[0]))
     s.n_tokens += 1
     s.last_token_ts = ts
+    s.token_closes.append((ts, s.last_close))  # the close of the token's last candle
     if s.n_tokens < net.context_tokens or not decide_now:
         return "warmup"
     sigmas = np.asarray(s.log_sigma)
@@ -250,7 +243,7 @@ def token_step(s: SymbolStream, net: TokenStep, ts: int, token_ms: int, decide_n
     s.last_confidence = abs(float(np.mean(first > 0)) - float(np.mean(first < 0)))
     s.last_summary = summary
     row = AgentRow(ts, emb, summary.astype(np.float32),
-                   past_returns(s, ts, token_ms, net.stack.n_past).astype(np.float32),
+                   past_token_returns(list(s.token_closes), token_ms, net.stack.n_past).astype(np.float32),
                    steps)
     s.target = decide(net.stack.agent, row, s.held)
     s.held = s.target

@@ -27,13 +27,17 @@ def tiny_planner(dims: tuple[int, int, int], seed: int = 0) -> CVaRPlannerAgent:
     return CVaRPlannerAgent(PlannerSpec(planner, dims, seed)).eval()
 
 
-def make_stack(seed: int = 0, n_past: int = 4, predictor: str = "stochastic") -> ModelStack:
+def make_stack(seed: int = 0, n_past: int = 4, predictor: str = "stochastic",
+               horizons: tuple[int, ...] | None = None) -> ModelStack:
+    """``horizons``: the multiverse's eval horizons (candles), i.e. the agent's ``mv_summary`` (4 values each);
+    default the config's (one token and 24 h, which need the decoded futures)."""
     tokenizer = small_tokenizer(seed)
     jepa = small_jepa(tokenizer, seed)
     torch.manual_seed(seed)
-    mv = MultiverseModel(tiny_config(tokenizer, predictor=predictor, n_eval_futures=16)).eval()
+    extra = {} if horizons is None else {"eval_horizons": horizons}
+    mv = MultiverseModel(tiny_config(tokenizer, predictor=predictor, n_eval_futures=16, **extra)).eval()
     mv.load_tokenizer(tokenizer)
-    agent = tiny_planner((16, 4, n_past), seed)
+    agent = tiny_planner((16, 4 * len(mv.config.eval_horizons), n_past), seed)
     stack = ModelStack(tokenizer, jepa, mv, agent, seed=seed, versions={"agent": f"agent/{seed + 1}"})
     return stack
 
@@ -85,7 +89,8 @@ def register_stacks(target, market: pd.DataFrame, agent_seeds=(0, 1), name: str 
     mv_up = log(mv, "fin-ia-multiverse", "multiverse", [tok, jepa])
     specs = []
     for seed in agent_seeds:
-        stack = ModelStack(base.tokenizer, base.jepa, mv, tiny_planner((16, 4, 4), seed), seed=0)
+        agent = tiny_planner((16, 4 * len(mv.config.eval_horizons), 4), seed)
+        stack = ModelStack(base.tokenizer, base.jepa, mv, agent, seed=0)
         fit_normalizer(stack, market)
         specs.append(f"{name}/{log(stack.agent, name, 'cvar_planner', [mv_up]).version}")
     mlflow_client(target.tracking_uri).set_registered_model_alias(name, "champion", specs[0].split("/")[1])

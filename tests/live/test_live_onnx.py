@@ -61,8 +61,10 @@ def test_onnx_graphs_match_pytorch(market, tmp_path, predictor):
         want = terminal_cvar(stack.agent.critics, x, grid, stack.agent.config.planner).double().numpy()
     (quantiles,) = session(paths["policy"]).run(None, {"features": x.numpy()})
     np.testing.assert_allclose(grid_cvar(quantiles, stack.agent), want, rtol=1e-4, atol=1e-7)
-    row = AgentRow(0, rng.normal(0, 1, 16).astype(np.float32), rng.normal(0, 0.01, 4).astype(np.float32),
-                   rng.normal(0, 0.01, 4).astype(np.float32), traj.step_returns()[0].astype(np.float32))
+    emb_dim, summary_dim, n_past = stack.agent.normalizer.dims
+    row = AgentRow(0, rng.normal(0, 1, emb_dim).astype(np.float32),
+                   rng.normal(0, 0.01, summary_dim).astype(np.float32), rng.normal(0, 0.01, n_past).astype(np.float32),
+                   traj.step_returns()[0].astype(np.float32))
     onnx_agent = OnnxPlannerAgent(stack.agent, paths["policy"])
     assert abs(onnx_agent.act(row, 0.3) - stack.agent.act(row, 0.3)) < 1e-4
 

@@ -10,12 +10,12 @@ import pytest
 
 from fin_ia_models.live.batch import batch_decisions
 from fin_ia_models.live.engine import DecisionEngine
-from tests.live.conftest import MONTH_MS, make_stack, with_gap
+from tests.live.conftest import MONTH_MS, fit_normalizer, make_stack, with_gap
 
 pytestmark = pytest.mark.slow
 
 
-def replay(stack, candles: pd.DataFrame, start_ms: int, symbol: str = "TEST/USDT", decode: str = "analytic"):
+def replay(stack, candles: pd.DataFrame, start_ms: int, symbol: str = "TEST/USDT", decode: str = "auto"):
     """Warm start on the candles before ``start_ms``, then feed the rest one by one."""
     engine = DecisionEngine(stack, decode=decode)
     engine.warm_start(symbol, candles[candles["timestamp"] < start_ms])
@@ -27,8 +27,16 @@ def decided(decisions) -> tuple[np.ndarray, np.ndarray]:
     return np.array([d.token_end for d in rows]), np.array([d.position for d in rows])
 
 
+@pytest.fixture(scope="module")
+def one_token_stack(market):
+    """A stack whose mv_summary is the one-token horizon alone: the engine's analytic path (no decoder) applies."""
+    return fit_normalizer(make_stack(0, horizons=(16,)), market)
+
+
 @pytest.mark.parametrize("decode", ["analytic", "full"])
-def test_replaying_a_month_candle_by_candle_gives_the_batch_decisions(stack, market, decode):
+def test_replaying_a_month_candle_by_candle_gives_the_batch_decisions(stack, one_token_stack, market, decode):
+    """"full": the default horizons (one token and 24 h) through the decoder; "analytic": the one-token summary."""
+    stack = one_token_stack if decode == "analytic" else stack
     start = int(market["timestamp"].iloc[-1]) - MONTH_MS
     data, batch = batch_decisions(stack, market, start)
     _, stream = replay(stack, market, start, decode=decode)
@@ -141,5 +149,12 @@ def test_a_stack_whose_agent_widths_differ_is_refused():
     from fin_ia_models.live.stack import ModelStack
     from tests.live.conftest import tiny_planner
 
-    with pytest.raises(ValueError, match="mv_summary width 4 differs from the 3"):
+    with pytest.raises(ValueError, match="mv_summary width 8 differs from the 3"):
         ModelStack(stack.tokenizer, stack.jepa, stack.multiverse, tiny_planner((16, 3, 4)))
+
+
+def test_analytic_decode_refuses_horizons_it_cannot_compute(stack):
+    """A 24 h summary splits a token: only the decoded candles give it, so "analytic" is a clear error, not a guess."""
+    with pytest.raises(ValueError, match="need the decoded futures"):
+        DecisionEngine(stack, decode="analytic")
+    assert DecisionEngine(stack).net.decode == "full"  # "auto" picks what is exact
