@@ -27,7 +27,7 @@ class OnnxTokenStep(TokenStep):
         self.noise_shape = (stack.n_futures, stack.multiverse.config.horizon, stack.multiverse.predictor.noise_dim)
 
     def encode(self, s: SymbolStream, patch: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-        exo = self.exo_z(s)
+        exo = self.exo_inputs(s)
         feeds = {"patch": patch[None], "exo": (np.zeros((1, 2), np.float32) if exo is None else exo[None])}
         for (conv, ssm), i in zip(s.encoder_state, range(0, len(self.state_names), 2)):
             feeds[self.state_names[i]] = np.ascontiguousarray(conv.T)[None]  # (1, conv_dim, d_conv)

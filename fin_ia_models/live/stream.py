@@ -56,6 +56,7 @@ class SymbolStream:
         self.patch_volumes: deque = deque(maxlen=patch_len)
         self.token_closes: deque = deque(maxlen=n_past + 1)  # (end time, close) of the last tokens
         self.exo: tuple[deque, deque] = (deque(maxlen=exo_window), deque(maxlen=exo_window))
+        self.trail_volumes: deque = deque(maxlen=exo_window)  # every candle's volume (scale_volume's trailing mean)
         self.log_sigma: deque = deque(maxlen=scale_window)
         self.encoder_state = encoder_state  # per layer (conv (d_conv, conv_dim), ssm (h, p, n)) float32
         self.n_tokens, self.last_token_ts = 0, -1
@@ -70,6 +71,7 @@ class SymbolStream:
         out.update(symbol=self.symbol, volumes=list(self.volumes), features=[list(f) for f in self.features],
                    raw_returns=list(self.raw_returns), patch_volumes=list(self.patch_volumes),
                    token_closes=[list(g) for g in self.token_closes], exo=[list(d) for d in self.exo],
+                   trail_volumes=list(self.trail_volumes),
                    log_sigma=list(self.log_sigma),
                    last_summary=None if self.last_summary is None else self.last_summary.tolist(),
                    last_confidence=self.last_confidence)
@@ -78,7 +80,7 @@ class SymbolStream:
     def load_dict(self, state: dict) -> None:
         for name in STATE_FIELDS:
             setattr(self, name, type(getattr(self, name))(state[name]))
-        for name in ("volumes", "raw_returns", "patch_volumes", "log_sigma"):
+        for name in ("volumes", "raw_returns", "patch_volumes", "log_sigma", "trail_volumes"):
             target = getattr(self, name)
             target.clear()
             target.extend(state[name])
@@ -129,6 +131,7 @@ def candle_step(s: SymbolStream, ts: int, o: float, h: float, lo: float, c: floa
     s.features.append(feats)
     s.raw_returns.append(math.log(c / prev) if s.run_length > 1 else math.nan)
     s.patch_volumes.append(v)
+    s.trail_volumes.append(v)
     s.last_ts, s.last_close = ts, c
     return event
 
@@ -142,6 +145,7 @@ class TokenStep:
         self.stack, self.encoder, self.decode = stack, encoder, decode
         self.exo_min_periods = exo_min_periods
         self.exo_enabled = stack.jepa.config.mixer.exo.enabled
+        self.scale_inputs = stack.jepa.config.scale_inputs  # then the clock's z-scores and the patch scale go in
         mv = stack.multiverse.config
         self.scale_windows, self.context_tokens = mv.scale_windows, mv.context_tokens
         self.revin_eps = stack.tokenizer.config.revin_eps
@@ -155,7 +159,7 @@ class TokenStep:
     def encode(self, s: SymbolStream, patch: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
         """(L, C) float32 patch → (token id, (D,) latent, (E,) context embedding); advances the encoder state."""
         token, latent = self.tokenize(patch)
-        return token, latent, self.embed(s, token, latent, self.exo_z(s))
+        return token, latent, self.embed(s, token, latent, self.exo_inputs(s))
 
     def tokenize(self, patch: np.ndarray) -> tuple[int, np.ndarray]:
         """(L, C) float32 patch → (token id, (D,) float32 latent): ``TokenizerModel.encode``'s ops without its
@@ -166,22 +170,50 @@ class TokenStep:
             _, idx, _ = tok.quantizer(latent)
         return int(idx[0]), latent[0].numpy()
 
-    def exo_z(self, s: SymbolStream) -> np.ndarray | None:
-        """The exo-clock z-scores of the newest token (``exo_signals``: trailing window over tokens, 0 if too few)."""
-        if not self.exo_enabled:
+    def exo_inputs(self, s: SymbolStream) -> np.ndarray | None:
+        """The exo columns of the newest token, as ``world_model.sequences.exo_columns``: the clock's z-scores, then
+        the patch's scale inputs when the model reads them (``exo_signals``, computed incrementally)."""
+        if not (self.exo_enabled or self.scale_inputs):
             return None
+        z = self.exo_z(s)
+        return np.concatenate([z, self.scale(s)]) if self.scale_inputs else z
+
+    def exo_z(self, s: SymbolStream) -> np.ndarray:
+        """The exo-clock z-scores of the newest token (``exo_signals``: trailing window over tokens, NaN rows left out
+        of the statistics, 0 with fewer than ``exo_min_periods`` valid rows)."""
         r = np.asarray(s.raw_returns)
         rv = math.sqrt(float(np.sum(r * r)))
-        raw = (math.log(max(rv, 1e-12)), math.log1p(sum(s.patch_volumes)))
+        volume = sum(s.patch_volumes)
+        raw = (math.log(max(rv, 1e-12)) if math.isfinite(rv) else math.nan,
+               math.log(volume) if volume > 0 else math.nan)  # log, not log1p: unit-free z-scores
         z = np.zeros(2, np.float32)
         for j, (history, x) in enumerate(zip(s.exo, raw)):
             history.append(x)
-            if len(history) >= self.exo_min_periods:
-                window = np.fromiter(history, np.float64, len(history))
+            window = np.fromiter(history, np.float64, len(history))
+            window = window[np.isfinite(window)]
+            if math.isfinite(x) and len(window) >= self.exo_min_periods:
                 std = window.std(ddof=1)
                 if std > 0:
                     z[j] = (x - window.mean()) / std
         return z
+
+    def scale(self, s: SymbolStream) -> np.ndarray:
+        """(scale_ret, scale_volume) of the newest patch, as ``exo_signals``: log(100·σ) of its returns (population
+        σ) and log of its mean volume over the trailing mean volume of the last ``window`` candles; 0 if undefined."""
+        r = np.asarray(s.raw_returns, np.float64)
+        n = len(r)
+        out = np.zeros(2, np.float32)
+        if n and np.isfinite(r).all():
+            mean_r = r.sum() / n
+            sd = math.sqrt(max(float((r * r).sum()) / n - mean_r**2, 0.0))
+            if sd > 0:
+                out[0] = math.log(100.0 * sd)
+        if len(s.trail_volumes) >= self.exo_min_periods:
+            trail = sum(s.trail_volumes) / len(s.trail_volumes)
+            rel = (sum(s.patch_volumes) / n) / trail if n and trail > 0 else math.nan
+            if rel > 0:
+                out[1] = math.log(rel)
+        return out
 
     def embed(self, s: SymbolStream, token: int, latent: np.ndarray, exo: np.ndarray | None) -> np.ndarray:
         enc = self.encoder

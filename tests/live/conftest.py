@@ -27,12 +27,23 @@ def tiny_planner(dims: tuple[int, int, int], seed: int = 0) -> CVaRPlannerAgent:
     return CVaRPlannerAgent(PlannerSpec(planner, dims, seed)).eval()
 
 
+def scale_jepa(tokenizer, seed: int = 0):
+    """A Fin-JEPA that reads the patch scale inputs (as the demo/cpu profiles do), through an MLP."""
+    import dataclasses
+
+    from fin_ia_models.world_model.jepa import FinJEPA
+
+    base = small_jepa(tokenizer, seed).config
+    torch.manual_seed(seed)
+    return FinJEPA(dataclasses.replace(base, scale_inputs=True, scale_hidden=8)).eval()
+
+
 def make_stack(seed: int = 0, n_past: int = 4, predictor: str = "stochastic",
-               horizons: tuple[int, ...] | None = None) -> ModelStack:
+               horizons: tuple[int, ...] | None = None, scale_inputs: bool = False) -> ModelStack:
     """``horizons``: the multiverse's eval horizons (candles), i.e. the agent's ``mv_summary`` (4 values each);
     default the config's (one token and 24 h, which need the decoded futures)."""
     tokenizer = small_tokenizer(seed)
-    jepa = small_jepa(tokenizer, seed)
+    jepa = scale_jepa(tokenizer, seed) if scale_inputs else small_jepa(tokenizer, seed)
     torch.manual_seed(seed)
     extra = {} if horizons is None else {"eval_horizons": horizons}
     mv = MultiverseModel(tiny_config(tokenizer, predictor=predictor, n_eval_futures=16, **extra)).eval()

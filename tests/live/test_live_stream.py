@@ -33,10 +33,19 @@ def one_token_stack(market):
     return fit_normalizer(make_stack(0, horizons=(16,)), market)
 
 
-@pytest.mark.parametrize("decode", ["analytic", "full"])
-def test_replaying_a_month_candle_by_candle_gives_the_batch_decisions(stack, one_token_stack, market, decode):
-    """"full": the default horizons (one token and 24 h) through the decoder; "analytic": the one-token summary."""
-    stack = one_token_stack if decode == "analytic" else stack
+@pytest.fixture(scope="module")
+def scale_stack(market):
+    """A stack whose Fin-JEPA reads the patch scale inputs (exo z-scores + unit-free patch scale)."""
+    return fit_normalizer(make_stack(0, scale_inputs=True), market)
+
+
+@pytest.mark.parametrize("decode", ["analytic", "full", "scale_inputs"])
+def test_replaying_a_month_candle_by_candle_gives_the_batch_decisions(stack, one_token_stack, scale_stack, market,
+                                                                      decode):
+    """"full": the default horizons (one token and 24 h) through the decoder; "analytic": the one-token summary;
+    "scale_inputs": a Fin-JEPA that also reads the patch scale (the demo/cpu profiles' design)."""
+    stack = {"analytic": one_token_stack, "full": stack, "scale_inputs": scale_stack}[decode]
+    decode = "full" if decode == "scale_inputs" else decode
     start = int(market["timestamp"].iloc[-1]) - MONTH_MS
     data, batch = batch_decisions(stack, market, start)
     _, stream = replay(stack, market, start, decode=decode)
