@@ -66,7 +66,8 @@ class TokenStepNet(nn.Module):
         latent = tok.encoder(tok.revin.normalize(patch)[0])  # (1, D)
         _, idx, _ = tok.quantizer(latent)  # (1,)
         pairs = [MixerState(conv=states[i], ssm=states[i + 1]) for i in range(0, len(states), 2)]
-        exo_t = exo if self.encoder.config.mixer.exo.enabled else None
+        config = self.encoder.config
+        exo_t = exo if (config.mixer.exo.enabled or config.scale_inputs) else None
         emb, new = self.encoder.step(idx, pairs, latent if self.uses_latent else None, exo_t)
         out = [idx, latent, emb]
         for st in new:
@@ -146,6 +147,14 @@ def encoder_state_names(n_layers: int) -> list[str]:
     return [f"{part}_{i}" for i in range(n_layers) for part in ("conv", "ssm")]
 
 
+def exo_width(config) -> int:
+    """Columns of the token step's ``exo`` input: the clock's z-scores, plus the patch scale when the model reads it
+    (``world_model.sequences.exo_columns``); 2 when unused (the input is then pruned)."""
+    from fin_ia_models.world_model.sequences import exo_columns
+
+    return len(exo_columns(config)) or 2
+
+
 def export_stack(stack, folder: str | Path, decode: str = "analytic") -> dict[str, Path]:
     """Write ``token_step.onnx``, ``multiverse.onnx`` (decoder included when ``decode`` is "full") and
     ``policy.onnx`` (what of the agent is a plain net)."""
@@ -155,8 +164,9 @@ def export_stack(stack, folder: str | Path, decode: str = "analytic") -> dict[st
     enc = stack.jepa.context_encoder
     states = [t for st in enc.stack.init_state(1) for t in (st.conv, st.ssm)]
     names = encoder_state_names(len(enc.stack.mixers))
+    n_exo = exo_width(stack.jepa.config)
     paths = {"token_step": export(
-        TokenStepNet(stack.tokenizer, exportable(enc)), (torch.zeros(1, tc.patch_len, 5), torch.zeros(1, 2), *states),
+        TokenStepNet(stack.tokenizer, exportable(enc)), (torch.zeros(1, tc.patch_len, 5), torch.zeros(1, n_exo), *states),
         folder / "token_step.onnx", ["patch", "exo", *names], ["token", "latent", "emb", *[f"new_{n}" for n in names]])}
     noise = torch.zeros(stack.n_futures, mv.config.horizon, mv.predictor.noise_dim)
     full = decode == "full"

@@ -28,7 +28,8 @@ class OnnxTokenStep(TokenStep):
 
     def encode(self, s: SymbolStream, patch: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
         exo = self.exo_inputs(s)
-        feeds = {"patch": patch[None], "exo": (np.zeros((1, 2), np.float32) if exo is None else exo[None])}
+        exo = np.zeros((1, 2), np.float32) if exo is None else exo[None].astype(np.float32)
+        feeds = {"patch": patch[None], "exo": exo}
         for (conv, ssm), i in zip(s.encoder_state, range(0, len(self.state_names), 2)):
             feeds[self.state_names[i]] = np.ascontiguousarray(conv.T)[None]  # (1, conv_dim, d_conv)
             feeds[self.state_names[i + 1]] = ssm[None]

@@ -69,7 +69,11 @@ def test_onnx_graphs_match_pytorch(market, tmp_path, predictor):
     assert abs(onnx_agent.act(row, 0.3) - stack.agent.act(row, 0.3)) < 1e-4
 
 
-def test_engine_on_onnxruntime_decides_like_pytorch(stack, market, tmp_path):
+@pytest.mark.parametrize("scale_inputs", [False, True])
+def test_engine_on_onnxruntime_decides_like_pytorch(stack, market, tmp_path, scale_inputs):
+    """Also with a Fin-JEPA that reads the patch scale inputs (the demo/cpu profiles' design)."""
+    if scale_inputs:
+        stack = fit_normalizer(make_stack(0, scale_inputs=True), market)
     start = int(market["timestamp"].iloc[-1]) - MONTH_MS
     out = {}
     for name, kwargs in (("torch", {}), ("onnx", {"onnx_dir": tmp_path})):
