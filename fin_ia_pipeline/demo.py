@@ -60,6 +60,9 @@ def _materialize_candles(defs: dg.Definitions, settings: PipelineSettings, insta
     log.info("ohlcv_candles: %d partitions materialized in one run", len(events))
 
 
+LIVE_HOURS = 2  # paper decisions of the last hours of the demo window: the live path's wiring, not a track record
+
+
 def run_demo(settings: PipelineSettings, instance: dg.DagsterInstance) -> dict:
     """Materialize every asset over the demo window, in graph order; return a summary of what was produced."""
     defs = build_definitions(settings)
@@ -73,12 +76,17 @@ def run_demo(settings: PipelineSettings, instance: dg.DagsterInstance) -> dict:
 
     graph = defs.resolve_asset_graph()
     everything = [*defs.assets, *defs.asset_checks]
+    live: list[tuple[dg.AssetKey, list[str]]] = []
     started = time.perf_counter()
     for key in graph.toposorted_asset_keys:
         if graph.get(key).group_name == MARKET_DATA:
             continue
         partitions_def = defs.resolve_assets_def(key).partitions_def
         partitions = partitions_def.get_partition_keys() if partitions_def else [None]
+        if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+            # hourly live assets (paper decisions) run after every model exists, on the demo window's last hours
+            live.append((key, [p for p in partitions if p.startswith(summary["dates"][-1])][-LIVE_HOURS:]))
+            continue
         for partition in partitions:
             result = dg.materialize(everything, selection=dg.AssetSelection.assets(key), partition_key=partition,
                                     resources=defs.resources, instance=instance, run_config=QUIET)
@@ -86,6 +94,11 @@ def run_demo(settings: PipelineSettings, instance: dg.DagsterInstance) -> dict:
             summary["checks"] += [(e.asset_key.to_user_string(), e.check_name, e.passed,
                                    e.metadata.get("reason", dg.MetadataValue.text("")).value)
                                   for e in result.get_asset_check_evaluations()]
+    for key, partitions in live:
+        for partition in partitions:
+            result = dg.materialize(everything, selection=dg.AssetSelection.assets(key), partition_key=partition,
+                                    resources=defs.resources, instance=instance, run_config=QUIET)
+            summary["assets"].setdefault(key.to_user_string(), {})[partition] = _metadata(result, key)
     summary["model_seconds"] = round(time.perf_counter() - started, 1)
     summary["storage"] = str(Path(settings.storage_root).resolve())
     summary["dagster_home"] = os.environ.get("DAGSTER_HOME", "")
