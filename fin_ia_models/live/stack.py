@@ -64,9 +64,10 @@ class ModelStack:
     @property
     def cost_rate(self) -> float:
         """Cost per unit of |Δposition| the agent was trained with (for paper PnL)."""
-        env = getattr(self.agent, "env_config", None)
-        if env is None:
-            env = self.agent.config.planner.env
+        env = getattr(self.agent, "env_config", None)  # PPOAgent (trained in this process)
+        if env is None:  # registered agents: PPOPolicy (spec.env) or CVaRPlannerAgent (spec.planner.env)
+            spec = self.agent.config
+            env = spec.env if hasattr(spec, "env") else spec.planner.env
         return float(env.cost_rate)
 
     def label(self) -> str:
