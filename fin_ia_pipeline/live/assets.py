@@ -78,6 +78,7 @@ def build_paper_decisions(settings: PipelineSettings) -> tuple[dg.AssetsDefiniti
         if not lines:
             context.log.warning(f"paper_decisions skipped: no stored candle closed in {context.partition_key}")
             return
+        metadata["summary"] = f"paper positions of {', '.join(lines)} (no order placed)"
         metadata["equity"] = dg.MetadataValue.md(markdown_image(equity_png(lines, "paper equity (after costs)"),
                                                                 "equity lines"))
         yield dg.MaterializeResult(metadata=metadata)
