@@ -46,7 +46,7 @@ SYMBOL = "BTC/USDT"
 DAY = "2024-03-01"
 LOCATION = "fin_ia"
 STARTUP_TIMEOUT_S = 120.0  # dagster dev imports the code location (torch included) twice; ~15-30 s on 2 busy cores
-RUN_TIMEOUT_S = 180.0  # the multiprocess executor starts 4 step processes, each importing the code: 57-91 s seen here
+RUN_TIMEOUT_S = 180.0  # a run on a busy 2-core machine; ~4 s unloaded (benchmarks/bench_operations.py)
 UI_TIMEOUT_MS = 30_000  # any single UI element (page load, dialog, toast) on a loaded machine
 VIEWPORT = {"width": 1600, "height": 1000}
 
