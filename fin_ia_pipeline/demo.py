@@ -4,8 +4,9 @@ Embedded defaults: the sqlite Dagster instance in ``dagster_home/``, parquet and
 ``.fin_ia/storage`` and the seeded synthetic market (no network). The window is the ``demo`` profile's time split
 (train, val, test), so every stage trains and is scored out of sample. The demo walks the asset graph in
 topological order and materializes each asset over its own partitions, with its checks (the champion gates
-included, so ``@champion`` exists afterwards); it names no stage. Every run lands in the instance, so ``make ui``
-shows what the demo produced.
+included: ``@champion`` exists afterwards for every model whose gate passed, and each refusal is tagged with its
+reason); hourly assets (``paper_decisions``) run last, on the window's final hours. It names no stage. Every run
+lands in the instance, so ``make ui`` shows what the demo produced.
 """
 
 from __future__ import annotations

@@ -32,17 +32,11 @@ DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "bi
 
 def trajectories_frames(model, tokens, embeddings, candles, seed: int) -> dict:
     """symbol → the ``multiverse_trajectories`` frame (futures at every usable token), as the pipeline stores it."""
-    from fin_ia_models.multiverse.context import build_context
+    from fin_ia_models.multiverse.stage import sample_usable
     from fin_ia_models.multiverse.trajectories import summary_frame
 
-    out = {}
-    for symbol in candles:
-        context = build_context(tokens[symbol], embeddings[symbol], candles[symbol], model.config)
-        rows = np.flatnonzero(context.usable)
-        traj = model.sample(context.end_timestamp[rows], context.features[rows], model.config.n_eval_futures,
-                            model.config.horizon, seed)
-        out[symbol] = summary_frame(traj, model.config.eval_horizons)
-    return out
+    return {symbol: summary_frame(sample_usable(model, tokens[symbol], embeddings[symbol], candles[symbol], seed)[0],
+                                  model.config.eval_horizons) for symbol in candles}
 
 
 def run_report(args: argparse.Namespace) -> dict:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fin_ia_models.agents.assemble import agent_data_from_frames
 from fin_ia_models.agents.data import AgentData
 from fin_ia_models.agents.decide import agent_positions
 from fin_ia_models.data.schema import timeframe_ms
-from fin_ia_models.agents.assemble import agent_data_from_frames
 from fin_ia_models.live.rows import summary_horizons
 from fin_ia_models.live.stack import ModelStack
-from fin_ia_models.multiverse.context import build_context
+from fin_ia_models.multiverse.stage import sample_usable
 from fin_ia_models.multiverse.trajectories import summary_frame
 from fin_ia_models.tokenizer.encode import encode_candles
 from fin_ia_models.world_model.stage import embed_tokens
@@ -24,12 +24,8 @@ def batch_trajectories(stack: ModelStack, candles: pd.DataFrame) -> tuple[pd.Dat
     """(trajectories frame of every usable token, jepa_embeddings frame) of one symbol's whole stored series."""
     tokens = encode_candles(stack.tokenizer, candles)
     embeddings, _ = embed_tokens(stack.jepa, tokens, candles, stack.patch_len)
-    config = stack.multiverse.config
-    context = build_context(tokens, embeddings, candles, config)
-    rows = np.flatnonzero(context.usable)
-    traj = stack.multiverse.sample(context.end_timestamp[rows], context.features[rows], stack.n_futures,
-                                   config.horizon, stack.seed)
-    return summary_frame(traj, summary_horizons(config)), embeddings
+    traj, _ = sample_usable(stack.multiverse, tokens, embeddings, candles, stack.seed, stack.n_futures)
+    return summary_frame(traj, summary_horizons(stack.multiverse.config)), embeddings
 
 
 def batch_agent_data(stack: ModelStack, candles: pd.DataFrame) -> AgentData:

@@ -131,6 +131,19 @@ def fit_multiverse(tokens: Mapping[str, pd.DataFrame], embeddings: Mapping[str, 
     return result
 
 
+def sample_usable(model, tokens: pd.DataFrame, embeddings: pd.DataFrame, candles: pd.DataFrame, seed: int,
+                  n_futures: int | None = None):
+    """(``Trajectories`` of every usable token of one symbol, its ``Context``): ``n_futures`` (default the config's
+    ``n_eval_futures``) futures of ``horizon`` tokens, seeded per origin — what ``multiverse_trajectories`` stores,
+    the agents' report trains on and the live batch path replays."""
+    config = model.config
+    context = build_context(tokens, embeddings, candles, config)
+    rows = np.flatnonzero(context.usable)
+    traj = model.sample(context.end_timestamp[rows], context.features[rows], n_futures or config.n_eval_futures,
+                        config.horizon, seed)
+    return traj, context
+
+
 def multiverse_trajectories(model, tokens: pd.DataFrame, embeddings: pd.DataFrame, candles: pd.DataFrame,
                             split: TimeSplit, seed: int, *, symbol: str, tokenizer_version: str,
                             jepa_version: str) -> tuple[pd.DataFrame, dict]:
@@ -138,10 +151,7 @@ def multiverse_trajectories(model, tokens: pd.DataFrame, embeddings: pd.DataFram
     test-window scores of the stored futures against the baselines, a calibration plot and a fan chart."""
     config = model.config
     check_versions(config, tokenizer_version, jepa_version)
-    context = build_context(tokens, embeddings, candles, config)
-    rows = np.flatnonzero(context.usable)
-    traj = model.sample(context.end_timestamp[rows], context.features[rows], config.n_eval_futures, config.horizon,
-                        seed)
+    traj, context = sample_usable(model, tokens, embeddings, candles, seed)
     frame = summary_frame(traj, config.eval_horizons)
     facts: dict = {"rows": len(frame), "tokens": len(context), "n_futures": config.n_eval_futures,
                    "horizon_tokens": config.horizon, "first_end": format_ms(int(frame["end_timestamp"].iloc[0])),

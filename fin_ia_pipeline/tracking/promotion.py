@@ -9,22 +9,26 @@ from fin_ia_models.world_model.probes import GATE_METRIC
 from fin_ia_pipeline.tracking.resource import MlflowResource
 
 
-def build_champion_gate(asset_key: dg.AssetKey, gates: list[Gate],
-                        floors: tuple[Floor, ...] = ()) -> dg.AssetChecksDefinition:
+def build_champion_gate(asset_key: dg.AssetKey, gates: list[Gate], floors: tuple[Floor, ...] = (), *,
+                        decide=None, description: str | None = None) -> dg.AssetChecksDefinition:
+    """The ``champion_gate`` check of a training asset. ``decide(tracking_uri, name, version) -> PromotionDecision``
+    replaces the default rule (``promote_if_better`` on ``gates`` and ``floors``) for stages with their own, such as
+    the multiverse's baselines; ``description`` then says what it checks."""
     described = ", ".join(f"{g.metric} ({'higher' if g.higher_is_better else 'lower'} is better, "
                           f"tolerance {g.tolerance:.0%})" for g in gates)
     required = "".join(f" Requires {f.metric} > {f.minimum:g} whatever the champion." for f in floors)
+    description = description or (f"Promote this version to @champion if it is not worse than the champion on: "
+                                   f"{described}.{required}")
+    decide = decide or (lambda uri, name, version: promote_if_better(uri, name, version, gates, floors))
 
-    @dg.asset_check(asset=asset_key, name="champion_gate",
-                    description=f"Promote this version to @champion if it is not worse than the champion on: "
-                    f"{described}.{required}")
+    @dg.asset_check(asset=asset_key, name="champion_gate", description=description)
     def champion_gate(context: dg.AssetCheckExecutionContext, mlflow: MlflowResource) -> dg.AssetCheckResult:
         event = context.instance.get_latest_materialization_event(asset_key)
         meta = {} if event is None else event.asset_materialization.metadata
         if "mlflow_model_version" not in meta:
             return dg.AssetCheckResult(passed=False, metadata={"reason": "no registered model version to gate"})
         name, version = meta["mlflow_model_name"].value, meta["mlflow_model_version"].value
-        decision = promote_if_better(mlflow.tracking_uri, name, version, gates, floors)
+        decision = decide(mlflow.tracking_uri, name, version)
         context.log.info(f"{name} v{version}: {'promoted to @champion' if decision.promoted else 'kept out'} "
                          f"({decision.reason})")
         values = {f"{m}_candidate": float(c) for m, (c, _) in decision.values.items()}
