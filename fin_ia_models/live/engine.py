@@ -62,10 +62,12 @@ class DecisionEngine:
         """``backend``: the numpy/numba streaming encoder's; ``onnx_dir``: run the token step's networks (and the
         agent's plain nets) on onnxruntime from graphs exported there (``onnx_export``) instead of PyTorch;
         ``decode``: "analytic" takes the futures' token returns and first-token vol from their predicted
-        statistics (``rows.analytic_futures``; only when ``mv_summary`` has the one-token horizon alone), "full" runs
-        the tokenizer decoder as the batch path does; "auto" (default): analytic where it is exact, full otherwise."""
+        statistics (``rows.analytic_futures``; only when ``mv_summary`` has the one-token horizon alone), "table"
+        looks each future token's decoded shape up in a table of all codes (``multiverse.decode.CodeShapeTable``),
+        "full" runs the tokenizer decoder on the N × H future patches as the batch path does (the reference; ~10× the
+        latency of "table"); "auto" (default): analytic where it is exact, table otherwise."""
         if decode == "auto":
-            decode = "full" if needs_decoder(summary_horizons(stack.multiverse.config), stack.patch_len) else "analytic"
+            decode = "table" if needs_decoder(summary_horizons(stack.multiverse.config), stack.patch_len) else "analytic"
         if onnx_dir is not None:
             import dataclasses
 

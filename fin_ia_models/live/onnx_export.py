@@ -76,10 +76,12 @@ class TokenStepNet(nn.Module):
 
 
 class MultiverseNet(nn.Module):
-    """Raw context (1, F) + noise (N, H, nd) → targets (N, H, d) and, with ``decode``, also (ids (N·H,), candle
-    returns (N·H, L) float64) through the tokenizer decoder (``live.rows.analytic_futures`` needs only targets)."""
+    """Raw context (1, F) + noise (N, H, nd) → targets (N, H, d), by ``decode``: "analytic" the targets alone
+    (``live.rows.analytic_futures`` needs no more), "table" also the future tokens' ids (N·H,) (the quantizer; the
+    shapes are looked up after the graph, ``CodeShapeTable``), "full" (ids (N·H,), targets, candle returns (N·H, L)
+    float64) through the tokenizer decoder."""
 
-    def __init__(self, multiverse, decode: bool = True) -> None:
+    def __init__(self, multiverse, decode: str = "full") -> None:
         super().__init__()
         self.mv, self.decode = multiverse, decode
 
@@ -92,9 +94,11 @@ class MultiverseNet(nn.Module):
         else:
             v = mv.predictor.sample(context, noise)
         v = v * mv.target_std + mv.target_mean  # (N, H, d) target units
-        if not self.decode:
+        if self.decode == "analytic":
             return v
         flat = v.reshape(-1, c.target_dim)
+        if self.decode == "table":
+            return v, mv.tokenizer.quantizer(flat[:, : c.latent_dim])[1]
         ids, shape = decoded_shape(mv.tokenizer, flat[:, : c.latent_dim])
         returns = candle_returns(shape, flat[:, c.latent_dim:], c.tokenizer.return_scale)
         return ids, v, returns
@@ -156,8 +160,8 @@ def exo_width(config) -> int:
 
 
 def export_stack(stack, folder: str | Path, decode: str = "analytic") -> dict[str, Path]:
-    """Write ``token_step.onnx``, ``multiverse.onnx`` (decoder included when ``decode`` is "full") and
-    ``policy.onnx`` (what of the agent is a plain net)."""
+    """Write ``token_step.onnx``, ``multiverse.onnx`` (``MultiverseNet``: the decoder is in the graph when ``decode``
+    is "full") and ``policy.onnx`` (what of the agent is a plain net)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tc, mv = stack.tokenizer.config, stack.multiverse
@@ -169,10 +173,9 @@ def export_stack(stack, folder: str | Path, decode: str = "analytic") -> dict[st
         TokenStepNet(stack.tokenizer, exportable(enc)), (torch.zeros(1, tc.patch_len, 5), torch.zeros(1, n_exo), *states),
         folder / "token_step.onnx", ["patch", "exo", *names], ["token", "latent", "emb", *[f"new_{n}" for n in names]])}
     noise = torch.zeros(stack.n_futures, mv.config.horizon, mv.predictor.noise_dim)
-    full = decode == "full"
-    paths["multiverse"] = export(MultiverseNet(mv, full), (torch.zeros(1, mv.config.context_dim), noise),
-                                 folder / "multiverse.onnx", ["features", "noise"],
-                                 ["ids", "targets", "returns"] if full else ["targets"])
+    outputs = {"analytic": ["targets"], "table": ["targets", "ids"], "full": ["ids", "targets", "returns"]}[decode]
+    paths["multiverse"] = export(MultiverseNet(mv, decode), (torch.zeros(1, mv.config.context_dim), noise),
+                                 folder / "multiverse.onnx", ["features", "noise"], outputs)
     obs_dim = stack.agent.normalizer.obs_dim
     if hasattr(stack.agent, "critics"):
         paths["policy"] = export(CriticGridNet(stack.agent), (torch.zeros(obs_dim - 1),), folder / "policy.onnx",

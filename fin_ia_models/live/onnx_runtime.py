@@ -43,12 +43,14 @@ class OnnxTokenStep(TokenStep):
     def _inputs(self) -> set[str]:
         return {i.name for i in self.token_session.get_inputs()}  # an unused input (exo off) is pruned by export
 
-    def sample(self, ts: int, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def sample(self, ts: int, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         noise = row_noise(self.stack.seed, np.array([ts], np.int64), self.noise_shape)[0]  # (N, H, nd)
         out = self.mv_session.run(None, {"features": features[None], "noise": noise})
         if self.decode == "analytic":
-            return out[0], None
-        return out[1], out[2].reshape(self.noise_shape[0], -1)
+            return out[0], None, None
+        if self.decode == "table":
+            return out[0], out[1], None
+        return out[1], out[0], out[2].reshape(self.noise_shape[0], -1)
 
 
 class _OnnxCritics:

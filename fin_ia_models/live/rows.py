@@ -4,7 +4,8 @@
 - ``mv_summary`` (4 per horizon): for each horizon h of ``multiverse_trajectories`` (``eval_horizons``, ascending),
   over the N sampled futures, the mean, standard deviation (ddof 1) and 5 % quantile of the h-candle return and the
   mean realized volatility: the ``ret_{h}c_mean``, ``ret_{h}c_std``, ``ret_{h}c_q05``, ``rv_{h}c_mean`` columns.
-  A horizon of exactly one token has an analytic form (``analytic_futures``); any other needs the decoded candles.
+  A horizon of exactly one token has an analytic form (``analytic_futures``); any other needs the decoded candles
+  (``multiverse.decode.CodeShapeTable``: the decoded shape of every code, computed once, looked up per future token).
 - ``mv_futures`` (N, H): per-token-step log returns of every future (the frame's ``future_step_ret``).
 - ``past_returns`` (R): the last R realized token-step log returns, oldest first; a step whose previous token is not
   exactly one token earlier (a gap) is 0 — no return is invented across missing candles.
@@ -43,7 +44,8 @@ def analytic_futures(scale: np.ndarray, patch_len: int, return_scale: float) -> 
     scaled to unit variance, so a token's return is patch_len·μ / return_scale and its realized volatility
     sqrt(patch_len·(μ² + σ²)) / return_scale whatever the shape (equal to the decoded sums up to float64 rounding).
     The one exception is a decoded shape flatter than ``SHAPE_STD_FLOOR``, which decode leaves unscaled (its vol
-    is then lower); the engine's ``decode="full"`` runs the decoder for that exactness (~8× slower at demo size)."""
+    is then lower); for any other horizon the engine looks the decoded shapes up (``decode="table"``) or runs the
+    decoder (``decode="full"``, the reference)."""
     sigma = np.exp(scale[..., 0].astype(np.float64))
     mu = scale[..., 1].astype(np.float64) * sigma
     steps = patch_len * mu / return_scale

@@ -32,12 +32,13 @@ from fin_ia_models.agents.decide import decide
 from fin_ia_models.live.rows import (analytic_futures, horizons_summary, needs_decoder, past_token_returns,
                                      summary_horizons, summary_of)
 from fin_ia_models.multiverse.context import patch_scale_stats
-from fin_ia_models.multiverse.decode import decode_futures
+from fin_ia_models.multiverse.decode import CodeShapeTable, decode_futures
 from fin_ia_models.multiverse.model import row_noise
 from fin_ia_models.multiverse.trajectories import Trajectories
 
 log = logging.getLogger("fin_ia.live")
 
+DECODES = ("analytic", "table", "full")
 STATE_FIELDS = ("last_ts", "last_close", "run_length", "valid_run", "n_tokens", "last_token_ts", "target", "held",
                 "gaps", "late")
 
@@ -140,8 +141,9 @@ class TokenStep:
     """The network part of a token step, shared by the symbols of one engine (torch models or ONNX sessions)."""
 
     def __init__(self, stack, encoder, exo_min_periods: int, decode: str = "analytic") -> None:
-        if decode not in ("analytic", "full"):
-            raise ValueError(f"decode must be 'analytic' or 'full', got {decode!r}")
+        """``decode`` (see ``DecisionEngine``): "analytic", "table" (``CodeShapeTable``) or "full" (the decoder)."""
+        if decode not in DECODES:
+            raise ValueError(f"decode must be one of {DECODES}, got {decode!r}")
         self.stack, self.encoder, self.decode = stack, encoder, decode
         self.exo_min_periods = exo_min_periods
         self.exo_enabled = stack.jepa.config.mixer.exo.enabled
@@ -151,8 +153,9 @@ class TokenStep:
         self.revin_eps = stack.tokenizer.config.revin_eps
         self.horizons = summary_horizons(mv)
         if decode == "analytic" and needs_decoder(self.horizons, stack.patch_len):
-            raise ValueError(f"mv_summary horizons {self.horizons} candles need the decoded futures: decode='full' "
-                             f"(analytic covers one token, {stack.patch_len} candles, only)")
+            raise ValueError(f"mv_summary horizons {self.horizons} candles need the decoded futures: decode='table' "
+                             f"or 'full' (analytic covers one token, {stack.patch_len} candles, only)")
+        self.table = CodeShapeTable(stack.tokenizer) if decode == "table" else None
         for name in ("tokenizer", "jepa", "multiverse"):
             getattr(stack, name).eval()  # the fast paths below rely on eval mode (no dropout, frozen codebooks)
 
@@ -224,10 +227,11 @@ class TokenStep:
         s.encoder_state = [(layer.conv.copy(), layer.ssm.copy()) for layer in enc.layers]
         return np.asarray(emb, np.float32)
 
-    def sample(self, ts: int, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def sample(self, ts: int, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """``MultiverseModel.sample`` for one origin, its ops without the per-call mode toggling and checks (the
         models are in eval mode for good; the batch path, which calls ``sample`` itself, is the reference):
-        (targets (N, H, d) float32, per-candle returns (N, H·L) float64 or None when ``decode`` is analytic)."""
+        (targets (N, H, d) float32, the future tokens' ids (N·H,) unless ``decode`` is "analytic", per-candle returns
+        (N, H·L) float64 when ``decode`` is "full")."""
         mv, c, n = self.stack.multiverse, self.stack.multiverse.config, self.stack.n_futures
         noise = row_noise(self.stack.seed, np.array([ts], np.int64), (n, c.horizon, mv.predictor.noise_dim))
         with torch.no_grad():
@@ -237,15 +241,19 @@ class TokenStep:
                                                                                                      None)
             v = v * mv.target_std + mv.target_mean  # (N, H, d) target units
             if self.decode == "analytic":
-                return v.numpy(), None
+                return v.numpy(), None, None
             flat = v.reshape(-1, c.target_dim)
-            _, returns = decode_futures(mv.tokenizer, flat[:, : c.latent_dim], flat[:, mv.scale_dims])
-        return v.numpy(), returns.reshape(n, -1)
+            if self.decode == "table":
+                return v.numpy(), mv.tokenizer.quantizer(flat[:, : c.latent_dim])[1].numpy(), None
+            ids, returns = decode_futures(mv.tokenizer, flat[:, : c.latent_dim], flat[:, mv.scale_dims])
+        return v.numpy(), ids, returns.reshape(n, -1)
 
     def futures(self, ts: int, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(mv_summary (4·horizons,) float64, step returns (N, H) float32, first-token returns (N,)) of the origin."""
-        v, returns = self.sample(ts, features)
+        v, ids, returns = self.sample(ts, features)
         c = self.stack.multiverse.config
+        if self.decode == "table":
+            returns = self.table.returns(ids, v[..., c.latent_dim:].reshape(len(ids), -1)).reshape(len(v), -1)
         if returns is None:  # one-token horizon only (checked at construction)
             steps, first, rv = analytic_futures(v[None, ..., c.latent_dim:], c.tokenizer.patch_len,
                                                 c.tokenizer.return_scale)

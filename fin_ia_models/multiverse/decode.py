@@ -28,6 +28,12 @@ SHAPE_STD_FLOOR = 1e-3  # a decoded shape flatter than this (normalized units) i
 def decoded_shape(tokenizer, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """latents (M, D) → (token ids (M,) int64, standardized close-return shape (M, L))."""
     quantized, ids, _ = tokenizer.quantizer(latents)  # (M, D), (M,)
+    return ids, shape_of_codes(tokenizer, quantized)
+
+
+def shape_of_codes(tokenizer, quantized: torch.Tensor) -> torch.Tensor:
+    """Quantized latents (M, D) → standardized close-return shape (M, L) float64 (the decoder, RevIN affine undone,
+    re-standardized; module docstring)."""
     y = tokenizer.decoder(quantized)[:, :, RET_CLOSE].double()  # (M, L) RevIN-normalized, with affine
     revin = tokenizer.revin
     z = y
@@ -35,7 +41,7 @@ def decoded_shape(tokenizer, latents: torch.Tensor) -> tuple[torch.Tensor, torch
         z = (y - revin.bias[RET_CLOSE].double()) / (revin.weight[RET_CLOSE].double() + revin.eps**2)
     centred = z - z.mean(dim=1, keepdim=True)
     std = centred.pow(2).mean(dim=1, keepdim=True).sqrt()  # population std, as RevIN's
-    return ids, centred / std.clamp_min(SHAPE_STD_FLOOR)
+    return centred / std.clamp_min(SHAPE_STD_FLOOR)
 
 
 def candle_returns(shape: torch.Tensor, scale: torch.Tensor, return_scale: float) -> torch.Tensor:
@@ -51,6 +57,36 @@ def decode_futures(tokenizer, latents: torch.Tensor, scale: torch.Tensor) -> tup
     ids, shape = decoded_shape(tokenizer, latents.float())
     returns = candle_returns(shape, scale, tokenizer.config.return_scale)
     return ids.cpu().numpy().astype(np.int64), returns.cpu().numpy()
+
+
+class CodeShapeTable:
+    """``decode_futures`` by table lookup: a future's decoded shape depends on its token id alone (the decoder reads
+    the quantized code, nothing else), so the shapes of all K codes are decoded once and a decode becomes quantize →
+    gather → ``candle_returns``. For the live path, where the decoder on N × H patches per decision was most of a
+    token step's latency. Equal to ``decode_futures`` up to float32 rounding of the decoder run at another batch size
+    (and, for VQ, of the straight-through code ``z + (q − z)`` vs the code ``q`` itself); a test checks it. Build it
+    again whenever the tokenizer's weights change (the live path's models are frozen)."""
+
+    @torch.no_grad()
+    def __init__(self, tokenizer) -> None:
+        self.quantizer = tokenizer.quantizer
+        self.return_scale = tokenizer.config.return_scale
+        codes = torch.arange(tokenizer.config.codebook_size)
+        self.shapes = shape_of_codes(tokenizer, tokenizer.quantizer.decode_indices(codes))  # (K, L) float64
+        self._shapes = self.shapes.numpy()
+
+    @torch.no_grad()
+    def __call__(self, latents: torch.Tensor, scale: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """latents (M, D), scale (M, 2) → (token ids (M,) int64, per-candle log returns (M, L) float64)."""
+        ids = self.quantizer(latents.float())[1].numpy().astype(np.int64)
+        return ids, self.returns(ids, scale.numpy())
+
+    def returns(self, ids: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """Token ids (M,) and predicted RevIN statistics (M, 2) = (log σ, μ/σ) → per-candle log returns (M, L)
+        float64: ``candle_returns`` on the looked-up shapes, in numpy (a few small arrays per live decision)."""
+        sigma = np.exp(np.asarray(scale[:, 0], np.float64))[:, None]
+        mu = np.asarray(scale[:, 1], np.float64)[:, None] * sigma
+        return (mu + sigma * self._shapes[ids]) / self.return_scale
 
 
 def decode_futures_ref(tokenizer, latents: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -52,6 +52,10 @@ def test_onnx_graphs_match_pytorch(market, tmp_path, predictor):
     (targets,) = session(export_stack(stack, tmp_path / "analytic")["multiverse"]).run(
         None, {"features": features, "noise": noise})  # the graph without the decoder
     np.testing.assert_allclose(targets, v, rtol=1e-6, atol=1e-7)
+    table_targets, table_ids = session(export_stack(stack, tmp_path / "table", "table")["multiverse"]).run(
+        None, {"features": features, "noise": noise})  # the graph with the quantizer only (ids for the table)
+    np.testing.assert_array_equal(table_ids, ids)
+    np.testing.assert_array_equal(table_targets, targets)
     # the planner's critic grid
     x = torch.from_numpy(rng.normal(0, 1, sum(stack.agent.normalizer.dims)).astype(np.float32))
     from fin_ia_models.agents.planner import terminal_cvar

@@ -39,21 +39,25 @@ def scale_stack(market):
     return fit_normalizer(make_stack(0, scale_inputs=True), market)
 
 
-@pytest.mark.parametrize("decode", ["analytic", "full", "scale_inputs"])
+@pytest.mark.parametrize("decode", ["analytic", "table", "full", "scale_inputs"])
 def test_replaying_a_month_candle_by_candle_gives_the_batch_decisions(stack, one_token_stack, scale_stack, market,
                                                                       decode):
-    """"full": the default horizons (one token and 24 h) through the decoder; "analytic": the one-token summary;
-    "scale_inputs": a Fin-JEPA that also reads the patch scale (the demo/cpu profiles' design)."""
-    stack = {"analytic": one_token_stack, "full": stack, "scale_inputs": scale_stack}[decode]
-    decode = "full" if decode == "scale_inputs" else decode
+    """"table" (the default for these horizons) and "full": the default horizons (one token and 24 h) through the
+    code-shape table and through the decoder; "analytic": the one-token summary; "scale_inputs": a Fin-JEPA that
+    also reads the patch scale (the demo/cpu profiles' design), engine defaults."""
+    stack = {"analytic": one_token_stack, "table": stack, "full": stack, "scale_inputs": scale_stack}[decode]
+    decode = "auto" if decode == "scale_inputs" else decode
     start = int(market["timestamp"].iloc[-1]) - MONTH_MS
     data, batch = batch_decisions(stack, market, start)
     _, stream = replay(stack, market, start, decode=decode)
     ends, positions = decided(stream)
     assert len(ends) == len(data) >= 40  # a month of 16 h tokens
     np.testing.assert_array_equal(ends, data.end_timestamp)  # the same tokens decide
-    # The Mamba-2 step and the batch's chunked scan agree to float32 rounding (not bit for bit), and so do the
-    # decisions: up to 1.5e-5 of a position seen with the scale-input MLP of the token embedding.
+    # Equal to float32 rounding, not bit for bit: the stream runs every network at batch 1 (and the Fin-JEPA as the
+    # Mamba-2 recurrence), the batch path on whole series (the chunked scan), and PyTorch's CPU kernels are not
+    # batch-invariant (the tokenizer's convolutions give other last bits at batch 1 than at batch 100, with or
+    # without oneDNN). Seen: embeddings within 1.3e-6, positions within 2e-7; the tolerance leaves room for the
+    # planner's elite selection, a discrete choice that rounding can tip.
     np.testing.assert_allclose(positions, batch, rtol=0, atol=5e-5)
     assert np.ptp(batch) > 0.1  # the decisions vary: a constant agent would make this test vacuous
     rows = {d.token_end: d for d in stream if d.event == "decide"}
@@ -166,4 +170,4 @@ def test_analytic_decode_refuses_horizons_it_cannot_compute(stack):
     """A 24 h summary splits a token: only the decoded candles give it, so "analytic" is a clear error, not a guess."""
     with pytest.raises(ValueError, match="need the decoded futures"):
         DecisionEngine(stack, decode="analytic")
-    assert DecisionEngine(stack).net.decode == "full"  # "auto" picks what is exact
+    assert DecisionEngine(stack).net.decode == "table"  # "auto": the decoded shapes, looked up per code

@@ -12,7 +12,7 @@ import torch
 from fin_ia_models.evaluation.forecast_scores import crps_ensemble, energy_score
 from fin_ia_models.multiverse.config import MultiverseConfig, profile_config
 from fin_ia_models.multiverse.context import RET_CLOSE, build_context, patch_scale_stats, token_scale
-from fin_ia_models.multiverse.decode import decode_futures, decode_futures_ref
+from fin_ia_models.multiverse.decode import CodeShapeTable, decode_futures, decode_futures_ref
 from fin_ia_models.multiverse.losses import crps_fair, energy_score_fair
 from fin_ia_models.multiverse.model import MultiverseModel
 from fin_ia_models.multiverse.targets import future_targets, future_targets_ref
@@ -128,6 +128,28 @@ def test_decode_matches_the_revin_reference_and_has_the_predicted_moments(upstre
     sigma = np.exp(scale[:, 0])
     np.testing.assert_allclose(pct.mean(axis=1), scale[:, 1] * sigma, rtol=1e-9, atol=1e-12)  # μ = m·σ
     np.testing.assert_allclose(pct.std(axis=1), sigma, rtol=1e-6)
+
+
+@pytest.mark.parametrize("quantizer", ["fsq", "vq"])
+def test_code_shape_table_decodes_like_the_decoder(quantizer):
+    """The live path's table lookup (all K codes decoded once) against ``decode_futures`` (the decoder per future):
+    the same ids, the same returns up to the fp32 decoder run at another batch size."""
+    from fin_ia_models.tokenizer.config import TokenizerConfig
+    from fin_ia_models.tokenizer.model import TokenizerModel
+
+    torch.manual_seed(0)
+    tokenizer = TokenizerModel(TokenizerConfig(quantizer=quantizer, hidden_dim=16, latent_dim=8)).eval()
+    rng = np.random.default_rng(1)
+    latents = torch.as_tensor(rng.normal(size=(300, 8)), dtype=torch.float32)
+    scale = torch.as_tensor(np.c_[rng.normal(-0.5, 0.3, 300), rng.normal(0, 0.3, 300)])
+    table = CodeShapeTable(tokenizer)
+    assert table.shapes.shape == (tokenizer.config.codebook_size, tokenizer.config.patch_len)
+    ids, returns = table(latents, scale)
+    want_ids, want = decode_futures(tokenizer, latents, scale)
+    np.testing.assert_array_equal(ids, want_ids)
+    assert len(np.unique(ids)) > 20  # many codes are looked up, not one
+    np.testing.assert_allclose(returns, want, rtol=1e-4, atol=1e-7)  # VQ: the code q vs straight-through z + (q − z)
+    np.testing.assert_array_equal(table.returns(ids, scale.numpy()), returns)
 
 
 def test_summary_frame_against_hand_quantiles_and_round_trip():
