@@ -70,6 +70,20 @@ def stack(market) -> ModelStack:
     return fit_normalizer(make_stack(0), market)
 
 
+class RecordingAgent:
+    """The stack's own agent, its rows recorded as the engine hands them over (to compare them with the batch's)."""
+
+    def __init__(self, agent) -> None:
+        self.agent, self.rows = agent, []
+
+    def __getattr__(self, name: str):
+        return getattr(self.agent, name)
+
+    def act(self, row, position: float) -> float:
+        self.rows.append(row)
+        return self.agent.act(row, position)
+
+
 def with_gap(candles: pd.DataFrame, start: int, length: int) -> pd.DataFrame:
     out = candles.drop(index=range(start, start + length)).reset_index(drop=True)
     out.attrs = dict(candles.attrs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from fin_ia_models.live.batch import batch_decisions
 from fin_ia_models.live.engine import DecisionEngine
-from tests.live.conftest import MONTH_MS, fit_normalizer, make_stack, with_gap
+from tests.live.conftest import MONTH_MS, RecordingAgent, fit_normalizer, make_stack, with_gap
 
 pytestmark = pytest.mark.slow
 
@@ -49,10 +50,16 @@ def test_replaying_a_month_candle_by_candle_gives_the_batch_decisions(stack, one
     decode = "auto" if decode == "scale_inputs" else decode
     start = int(market["timestamp"].iloc[-1]) - MONTH_MS
     data, batch = batch_decisions(stack, market, start)
-    _, stream = replay(stack, market, start, decode=decode)
+    recorder = RecordingAgent(stack.agent)
+    _, stream = replay(dataclasses.replace(stack, agent=recorder), market, start, decode=decode)
     ends, positions = decided(stream)
     assert len(ends) == len(data) >= 40  # a month of 16 h tokens
     np.testing.assert_array_equal(ends, data.end_timestamp)  # the same tokens decide
+    rows = recorder.rows  # what the agent saw: what is not a network output is bit-identical, the rest ≈ rounding
+    np.testing.assert_array_equal(np.stack([r.past_returns for r in rows]), data.past_returns)
+    np.testing.assert_allclose(np.stack([r.embedding for r in rows]), data.embedding, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(np.stack([r.mv_summary for r in rows]), data.mv_summary, rtol=1e-4, atol=1e-8)
+    np.testing.assert_allclose(np.stack([r.mv_futures for r in rows]), data.mv_futures, rtol=1e-4, atol=1e-8)
     # Equal to float32 rounding, not bit for bit: the stream runs every network at batch 1 (and the Fin-JEPA as the
     # Mamba-2 recurrence), the batch path on whole series (the chunked scan), and PyTorch's CPU kernels are not
     # batch-invariant (the tokenizer's convolutions give other last bits at batch 1 than at batch 100, with or
