@@ -93,6 +93,11 @@ class JEPAConfig(ConfigDict):
     # tokens, and next-day volatility is mostly today's level
     scale_inputs: bool = False
     scale_hidden: int = 0  # 0: the scale inputs enter through one linear map; > 0: through a GELU MLP this wide
+    # > 0: the predictor also regresses every masked token's scale inputs (scale_ret, scale_volume; smooth L1, this
+    # weight): the context must then carry the coming patches' scale, which the representation targets alone let the
+    # encoder discard (docs/RESULTS.md, Strate II). Self-supervised: the same causal input columns. Needs scale_inputs
+    scale_target_weight: float = 0.0
+    target_layer_norm: bool = True  # layer-norm the EMA targets (I-JEPA); False keeps their per-token magnitude
     predictor_layers: int = 1  # Mamba-2 blocks in the (causal) predictor
     mixer: Mamba2Config = field(default_factory=Mamba2Config)  # every encoder/predictor block uses this
     masking: MaskingConfig = field(default_factory=MaskingConfig)  # target blocks
@@ -118,6 +123,9 @@ class JEPAConfig(ConfigDict):
                 f"bad sizes: vocab_size={self.vocab_size}, n_layers={self.n_layers}, "
                 f"predictor_layers={self.predictor_layers}, n_latent={self.n_latent}"
             )
+        if self.scale_target_weight < 0 or (self.scale_target_weight > 0 and not self.scale_inputs):
+            raise ValueError(f"scale_target_weight must be >= 0 and needs scale_inputs=True, got "
+                             f"{self.scale_target_weight} with scale_inputs={self.scale_inputs}")
         if not 0 < self.ema_start <= self.ema_end <= 1.0:
             raise ValueError(f"need 0 < ema_start <= ema_end <= 1, got {self.ema_start}, {self.ema_end}")
         if self.seq_len <= self.masking.min_context + 1:

@@ -59,6 +59,7 @@ class MambaStack(nn.Module):
 
 
 N_SCALE_INPUTS = 4  # exo_signals.EXO_COLUMNS + SCALE_COLUMNS: what the embedding reads when config.scale_inputs
+N_SCALE_TARGETS = 2  # the last two of them (SCALE_COLUMNS: scale_ret, scale_volume): config.scale_target_weight
 
 
 def _clock(exo: torch.Tensor | None, config: JEPAConfig) -> torch.Tensor | None:
@@ -156,13 +157,19 @@ class Predictor(nn.Module):
         self.config = config
         self.stack = MambaStack(config.mixer, config.predictor_layers)
         self.head = nn.Linear(d, d)
+        # the masked tokens' scale inputs (config.scale_target_weight), from the same hidden state
+        self.scale_head = nn.Linear(d, N_SCALE_TARGETS) if config.scale_target_weight > 0 else None
 
-    def forward(self, ctx: torch.Tensor, mask: torch.Tensor, exo: torch.Tensor | None = None) -> torch.Tensor:
-        """ctx (b, l, d), mask (b, l) → (b, l, d) (only target positions are used by the loss)."""
+    def hidden(self, ctx: torch.Tensor, mask: torch.Tensor, exo: torch.Tensor | None = None) -> torch.Tensor:
+        """ctx (b, l, d), mask (b, l) → the predictor's last hidden state (b, l, d); a target's exo is hidden."""
         h = ctx + mask[..., None].to(ctx.dtype) * self.query
         if exo is not None:
             exo = exo.masked_fill(mask[..., None], 0.0)
-        return self.head(self.stack(h, _clock(exo, self.config)))
+        return self.stack(h, _clock(exo, self.config))
+
+    def forward(self, ctx: torch.Tensor, mask: torch.Tensor, exo: torch.Tensor | None = None) -> torch.Tensor:
+        """ctx (b, l, d), mask (b, l) → (b, l, d) (only target positions are used by the loss)."""
+        return self.head(self.hidden(ctx, mask, exo))
 
 
 class FinJEPA(nn.Module):
@@ -194,16 +201,23 @@ class FinJEPA(nn.Module):
             raise ValueError("mask selects no target position")
         cfg = self.config
         with torch.no_grad():
-            tgt = self.target_encoder(tokens, latents, exo)  # (b, l, d), full view
-            tgt = F.layer_norm(tgt.float(), tgt.shape[-1:])
+            tgt = self.target_encoder(tokens, latents, exo).float()  # (b, l, d), full view
+            if cfg.target_layer_norm:
+                tgt = F.layer_norm(tgt, tgt.shape[-1:])
         ctx = self.context_encoder(tokens, latents, exo, mask)  # (b, l, d)
-        pred = self.predictor(ctx, mask, exo).float()  # (b, l, d)
+        hidden = self.predictor.hidden(ctx, mask, exo)
+        pred = self.predictor.head(hidden).float()  # (b, l, d)
         p, t = pred[mask], tgt[mask]  # (n_targets, d)
         jepa = F.smooth_l1_loss(p, t)
         vic = vicreg_loss(p, t, cfg.vicreg_sim, cfg.vicreg_std, cfg.vicreg_cov)
         c = ctx.float().reshape(-1, ctx.shape[-1])  # (b·l, d)
         ctx_reg = cfg.vicreg_std * variance_loss(c) + cfg.vicreg_cov * covariance_loss(c)
         total = jepa + cfg.vicreg_weight * (vic.total + ctx_reg)
-        return {"loss": total, "jepa": jepa.detach(), "vic_inv": vic.invariance.detach(),
-                "vic_var": vic.variance.detach(), "vic_cov": vic.covariance.detach(), "ctx_reg": ctx_reg.detach(),
-                "ctx_embeddings": ctx.detach()}
+        out = {"jepa": jepa.detach(), "vic_inv": vic.invariance.detach(), "vic_var": vic.variance.detach(),
+               "vic_cov": vic.covariance.detach(), "ctx_reg": ctx_reg.detach(), "ctx_embeddings": ctx.detach()}
+        if self.predictor.scale_head is not None:  # the masked tokens' own scale inputs, never seen by ctx or pred
+            scale = F.smooth_l1_loss(self.predictor.scale_head(hidden).float()[mask],
+                                     exo[..., -N_SCALE_TARGETS:].float()[mask])
+            total = total + cfg.scale_target_weight * scale
+            out["scale_target"] = scale.detach()
+        return {"loss": total, **out}

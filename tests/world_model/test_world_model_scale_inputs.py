@@ -117,3 +117,53 @@ def test_scale_inputs_are_needed_and_the_streaming_step_matches_forward():
     stream = StreamingEncoder(model.context_encoder, backend="numpy")
     out = np.stack([stream.step(int(t), None, e) for t, e in zip(tok[0], ex[0].numpy())])
     np.testing.assert_allclose(out, full.numpy(), atol=2e-4, rtol=1e-3)
+
+
+def test_scale_target_learns_from_the_masked_scale_without_seeing_it():
+    """``scale_target_weight``: the predictor regresses each masked token's scale columns. The loss changes with a
+    target's scale, but no prediction can read it (the context encoder sees the mask token there, the predictor a
+    zeroed exo row): the predicted scales are identical whatever the masked tokens' scale is."""
+    from fin_ia_models.world_model.masking import sample_block_mask
+
+    with pytest.raises(ValueError, match="needs scale_inputs=True"):
+        JEPAConfig(vocab_size=32, scale_target_weight=1.0)
+    torch.manual_seed(0)
+    model = FinJEPA(_config(scale_target_weight=1.0, scale_hidden=16))
+    b, length = 4, 32
+    tokens = torch.randint(0, 32, (b, length))
+    exo = torch.randn(b, length, 4)
+    mask = sample_block_mask(b, length, model.config.masking, torch.Generator().manual_seed(1))
+    out = model.loss(tokens, mask, None, exo)
+    assert out["scale_target"] > 0 and torch.isfinite(out["loss"])
+    changed = exo.clone()
+    changed[mask] = changed[mask][:, [0, 1, 2, 3]] + torch.tensor([0.0, 0.0, 3.0, -2.0])  # the targets' scale only
+    with torch.no_grad():
+        seen = [model.predictor.scale_head(model.predictor.hidden(model.context_encoder(tokens, None, e, mask), mask,
+                                                                  e)) for e in (exo, changed)]
+    torch.testing.assert_close(seen[0], seen[1], rtol=0, atol=0)
+    assert model.loss(tokens, mask, None, changed)["scale_target"] > out["scale_target"]  # what it is scored on moved
+    out["loss"].backward()
+    assert model.predictor.scale_head.weight.grad.abs().sum() > 0
+    assert model.context_encoder.scale_proj[0].weight.grad.abs().sum() > 0  # the encoder learns from it too
+    off = FinJEPA(_config())
+    assert off.predictor.scale_head is None and "scale_target" not in off.loss(tokens, mask, None, exo)
+
+
+def test_targets_without_layer_norm_keep_their_magnitude():
+    """``target_layer_norm=False``: the same weights compare the prediction with the raw EMA targets instead."""
+    from fin_ia_models.world_model.masking import sample_block_mask
+
+    torch.manual_seed(0)
+    tokens, exo = torch.randint(0, 32, (2, 32)), torch.randn(2, 32, 4)
+    normed = FinJEPA(_config())
+    raw = FinJEPA(_config(target_layer_norm=False))
+    raw.load_state_dict(normed.state_dict())
+    mask = sample_block_mask(2, 32, normed.config.masking, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        target = normed.target_encoder(tokens, None, exo)[mask]
+        pred = normed.predictor(normed.context_encoder(tokens, None, exo, mask), mask, exo)[mask]
+        want = {True: torch.nn.functional.smooth_l1_loss(pred, torch.nn.functional.layer_norm(target, (32,))),
+                False: torch.nn.functional.smooth_l1_loss(pred, target)}
+        for norm, model in ((True, normed), (False, raw)):
+            torch.testing.assert_close(model.loss(tokens, mask, None, exo)["jepa"], want[norm])
+    assert not torch.isclose(want[True], want[False])
