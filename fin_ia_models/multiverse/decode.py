@@ -72,8 +72,7 @@ class CodeShapeTable:
         self.quantizer = tokenizer.quantizer
         self.return_scale = tokenizer.config.return_scale
         codes = torch.arange(tokenizer.config.codebook_size)
-        self.shapes = shape_of_codes(tokenizer, tokenizer.quantizer.decode_indices(codes))  # (K, L) float64
-        self._shapes = self.shapes.numpy()
+        self.shapes = shape_of_codes(tokenizer, tokenizer.quantizer.decode_indices(codes)).numpy()  # (K, L) float64
 
     @torch.no_grad()
     def __call__(self, latents: torch.Tensor, scale: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +85,7 @@ class CodeShapeTable:
         float64: ``candle_returns`` on the looked-up shapes, in numpy (a few small arrays per live decision)."""
         sigma = np.exp(np.asarray(scale[:, 0], np.float64))[:, None]
         mu = np.asarray(scale[:, 1], np.float64)[:, None] * sigma
-        return (mu + sigma * self._shapes[ids]) / self.return_scale
+        return (mu + sigma * self.shapes[ids]) / self.return_scale
 
 
 def decode_futures_ref(tokenizer, latents: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
