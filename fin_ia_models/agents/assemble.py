@@ -42,12 +42,16 @@ def summary_columns(trajectories: pd.DataFrame) -> list[str]:
     return [stat.format(h=h) for h in horizons for stat in SUMMARY_STATS]
 
 
+def exact_positions(stamps: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, found) of each ``wanted`` timestamp in the sorted ``stamps``: found only where equal."""
+    at = np.searchsorted(stamps, wanted)
+    return at, (at < len(stamps)) & (stamps[np.minimum(at, len(stamps) - 1)] == wanted)
+
+
 def token_closes(candles: pd.DataFrame, end_timestamp: np.ndarray, symbol: str) -> np.ndarray:
     """(T,) close of the candle opening at each ``end_timestamp`` (the token's last candle); an error names the first
     token whose candle is missing."""
-    stamps = candles["timestamp"].to_numpy(np.int64)
-    at = np.searchsorted(stamps, end_timestamp)
-    found = (at < len(stamps)) & (stamps[np.minimum(at, len(stamps) - 1)] == end_timestamp)
+    at, found = exact_positions(candles["timestamp"].to_numpy(np.int64), end_timestamp)
     if not found.all():
         raise ValueError(f"{symbol}: no candle opens at token end {int(end_timestamp[~found][0])} ms "
                          f"({int((~found).sum())} tokens): pass the candles the tokens were made from")
@@ -81,8 +85,7 @@ def agent_data_from_frames(embeddings: pd.DataFrame, trajectories: pd.DataFrame,
     tradable_all = np.concatenate([contiguous, [False]])  # the last token has no successor yet
 
     traj_ts = trajectories["end_timestamp"].to_numpy(np.int64)
-    rows = np.searchsorted(all_ts, traj_ts)
-    ok = (rows < len(all_ts)) & (all_ts[np.minimum(rows, len(all_ts) - 1)] == traj_ts)
+    rows, ok = exact_positions(all_ts, traj_ts)
     if not ok.all():
         raise ValueError(f"{symbol}: {int((~ok).sum())} trajectories rows have no embedding (first at "
                          f"{int(traj_ts[~ok][0])} ms): both frames must come from the same token sequence")

@@ -42,27 +42,17 @@ def trajectories_frames(model, tokens, embeddings, candles, seed: int) -> dict:
 def run_report(args: argparse.Namespace) -> dict:
     from fin_ia_models.agents.profiles import cvar_planner_profile, ppo_profile
     from fin_ia_models.agents.stage import agent_windows, fit_cvar_planner_agent, fit_ppo_agent
-    from fin_ia_models.data.sources.files import read_candle_file
     from fin_ia_models.evaluation.agent_report import agent_run_metrics, markdown_table, window_report
     from fin_ia_models.evaluation.backtest import CostConfig
-    from fin_ia_models.multiverse.config import profile_config
-    from fin_ia_models.multiverse.context import embedding_width
-    from fin_ia_models.multiverse.report import fingerprint, overrides, upstream_models
+    from fin_ia_models.multiverse.report import upstream_chain
     from fin_ia_models.multiverse.stage import symbol_contexts, training_arrays
     from fin_ia_models.multiverse.train import train_multiverse
-    from fin_ia_models.tokenizer.encode import encode_candles
-    from fin_ia_models.world_model.stage import embed_tokens
 
     split = TimeSplit()
-    candles = {s: read_candle_file(args.data_dir / f"{s}_{args.timeframe}.csv") for s in args.symbols}
-    candles = {f.attrs["symbol"]: f for f in candles.values()}
     started = time.perf_counter()
-    tokenizer, jepa = upstream_models(args, candles, split)
-    tokens = {s: encode_candles(tokenizer, f) for s, f in candles.items()}
-    embeddings = {s: embed_tokens(jepa, tokens[s], candles[s], tokenizer.config.patch_len)[0] for s in candles}
-    versions = {"tokenizer_version": fingerprint(tokenizer, "tokenizer"), "jepa_version": fingerprint(jepa, "jepa")}
-    mv_config = profile_config(args.profile, tokenizer=tokenizer.config, **versions,
-                               emb_dim=embedding_width(next(iter(embeddings.values()))), **overrides(args.set))
+    up = upstream_chain(args, split)
+    candles, tokenizer, tokens, embeddings, versions, mv_config = (up.candles, up.tokenizer, up.tokens,
+                                                                   up.embeddings, up.versions, up.config)
     train_start, train_end = split.range_ms("train")
     contexts = symbol_contexts(tokens, embeddings, candles, mv_config)
     features, targets = training_arrays(contexts, candles, mv_config, train_start, train_end)

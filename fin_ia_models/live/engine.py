@@ -64,8 +64,8 @@ class DecisionEngine:
         ``decode``: "analytic" takes the futures' token returns and first-token vol from their predicted
         statistics (``rows.analytic_futures``; only when ``mv_summary`` has the one-token horizon alone), "table"
         looks each future token's decoded shape up in a table of all codes (``multiverse.decode.CodeShapeTable``),
-        "full" runs the tokenizer decoder on the N × H future patches as the batch path does (the reference; ~10× the
-        latency of "table"); "auto" (default): analytic where it is exact, table otherwise."""
+        "full" runs the tokenizer decoder on the N × H future patches as the batch path does (the reference; the
+        whole patch step 2.6× slower than with "table" at demo size, bench_live); "auto" (default): analytic where it is exact, table otherwise."""
         if decode == "auto":
             decode = "table" if needs_decoder(summary_horizons(stack.multiverse.config), stack.patch_len) else "analytic"
         if onnx_dir is not None:

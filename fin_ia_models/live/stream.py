@@ -244,7 +244,7 @@ class TokenStep:
                 return v.numpy(), None, None
             flat = v.reshape(-1, c.target_dim)
             if self.decode == "table":
-                return v.numpy(), mv.tokenizer.quantizer(flat[:, : c.latent_dim])[1].numpy(), None
+                return v.numpy(), self.table.ids(flat[:, : c.latent_dim]), None
             ids, returns = decode_futures(mv.tokenizer, flat[:, : c.latent_dim], flat[:, mv.scale_dims])
         return v.numpy(), ids, returns.reshape(n, -1)
 

@@ -75,10 +75,9 @@ class CodeShapeTable:
         self.shapes = shape_of_codes(tokenizer, tokenizer.quantizer.decode_indices(codes)).numpy()  # (K, L) float64
 
     @torch.no_grad()
-    def __call__(self, latents: torch.Tensor, scale: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """latents (M, D), scale (M, 2) → (token ids (M,) int64, per-candle log returns (M, L) float64)."""
-        ids = self.quantizer(latents.float())[1].numpy().astype(np.int64)
-        return ids, self.returns(ids, scale.numpy())
+    def ids(self, latents: torch.Tensor) -> np.ndarray:
+        """Future latents (M, D) → their token ids (M,) int64 (the tokenizer's quantizer; the ONNX graph has its own)."""
+        return self.quantizer(latents.float())[1].numpy().astype(np.int64)
 
     def returns(self, ids: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """Token ids (M,) and predicted RevIN statistics (M, 2) = (log σ, μ/σ) → per-candle log returns (M, L)

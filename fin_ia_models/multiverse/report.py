@@ -27,7 +27,7 @@ import torch
 
 from fin_ia_models.config import PROFILES, TimeSplit
 from fin_ia_models.data.sources.files import read_candle_file
-from fin_ia_models.multiverse.config import PREDICTORS, profile_config
+from fin_ia_models.multiverse.config import PREDICTORS, MultiverseConfig, profile_config
 from fin_ia_models.multiverse.context import embedding_width
 from fin_ia_models.multiverse.evaluate import evaluate_window, fit_baselines
 from fin_ia_models.multiverse.stage import symbol_contexts, training_arrays
@@ -92,18 +92,40 @@ def overrides(pairs: list[str]) -> dict:
     return out
 
 
-def run_report(args: argparse.Namespace) -> dict:
-    split = TimeSplit()
+@dataclasses.dataclass
+class Upstream:
+    """What a real-candle report builds before its own stage: candles, tokenizer + Fin-JEPA, their outputs, versions
+    and the multiverse profile config for them (with ``--set`` overrides)."""
+
+    candles: dict[str, pd.DataFrame]
+    tokenizer: object
+    jepa: object
+    tokens: dict[str, pd.DataFrame]
+    embeddings: dict[str, pd.DataFrame]
+    versions: dict[str, str]
+    config: MultiverseConfig
+
+
+def upstream_chain(args: argparse.Namespace, split: TimeSplit) -> Upstream:
+    """The shared start of this report and ``agents.report``: ``--data-dir``/``--symbols``/``--timeframe`` candles,
+    ``upstream_models``, tokens, embeddings and ``profile_config(--profile, --set)``."""
     candles = {s: read_candle_file(args.data_dir / f"{s}_{args.timeframe}.csv") for s in args.symbols}
     candles = {f.attrs["symbol"]: f for f in candles.values()}
-    started = time.perf_counter()
     tokenizer, jepa = upstream_models(args, candles, split)
-    patch_len = tokenizer.config.patch_len
     tokens = {s: encode_candles(tokenizer, f) for s, f in candles.items()}
-    embeddings = {s: embed_tokens(jepa, tokens[s], candles[s], patch_len)[0] for s in candles}
+    embeddings = {s: embed_tokens(jepa, tokens[s], candles[s], tokenizer.config.patch_len)[0] for s in candles}
     versions = {"tokenizer_version": fingerprint(tokenizer, "tokenizer"), "jepa_version": fingerprint(jepa, "jepa")}
-    base = profile_config(args.profile, tokenizer=tokenizer.config,
-                          emb_dim=embedding_width(next(iter(embeddings.values()))), **versions, **overrides(args.set))
+    config = profile_config(args.profile, tokenizer=tokenizer.config,
+                            emb_dim=embedding_width(next(iter(embeddings.values()))), **versions, **overrides(args.set))
+    return Upstream(candles, tokenizer, jepa, tokens, embeddings, versions, config)
+
+
+def run_report(args: argparse.Namespace) -> dict:
+    split = TimeSplit()
+    started = time.perf_counter()
+    up = upstream_chain(args, split)
+    candles, tokenizer, tokens, embeddings, versions, base = (up.candles, up.tokenizer, up.tokens, up.embeddings,
+                                                              up.versions, up.config)
     contexts = symbol_contexts(tokens, embeddings, candles, base)
     train_start, train_end = split.range_ms("train")
     window = split.range_ms(args.window)
